@@ -1,0 +1,120 @@
+package registries
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	"github.com/google/go-containerregistry/pkg/authn"
+)
+
+// ECR is Amazon Elastic Container Registry. An instance with keys reads the
+// private registries of its region with the token GetAuthorizationToken
+// hands out; the default anonymous instance reads public.ecr.aws.
+type ECR struct {
+	// Endpoint overrides the ECR API endpoint. Tests point it at a local
+	// server that speaks ECR's JSON protocol; admins never need it.
+	Endpoint string
+	// HTTPClient carries the ECR API calls (nil: the SDK's default).
+	HTTPClient *http.Client
+}
+
+func (ECR) Spec() Spec {
+	return Spec{
+		Kind:        "ecr",
+		Title:       "Amazon ECR",
+		Description: "Amazon Elastic Container Registry. The IAM user needs the AmazonEC2ContainerRegistryReadOnly policy (or higher). Anonymous by default, for public.ecr.aws.",
+		Variables: []Variable{
+			{Name: "region", Required: true, Description: "A valid AWS Region Code", Supported: "AWS Region list"},
+			{Name: "accesskey", Required: true, Description: "A valid AWS Access Key Id", Supported: "Standard AWS Credentials"},
+			{Name: "secretaccesskey", Required: true, Secret: true, Description: "A valid AWS Secret Access Key", Supported: "Standard AWS Credentials"},
+		},
+		Default: true,
+		Example: Values{"region": "eu-west-1", "accesskey": "AKIAIOSFODNN7EXAMPLE", "secretaccesskey": "<secret access key>"},
+	}
+}
+
+// ecrHost matches private ECR registries: <account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn].
+var ecrHost = regexp.MustCompile(`^\d{12}\.dkr\.ecr(-fips)?\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$`)
+
+func (ECR) Serves(v Values, host string) bool {
+	host = strings.ToLower(host)
+	m := ecrHost.FindStringSubmatch(host)
+	if !v.Has("region") {
+		return m != nil || host == "public.ecr.aws"
+	}
+	return m != nil && m[2] == v["region"]
+}
+
+func (e ECR) Keychain(v Values, _ http.RoundTripper) (authn.Keychain, error) {
+	if !v.Has("accesskey") {
+		return anonymous, nil
+	}
+	key, secret := v["accesskey"], v["secretaccesskey"]
+	opts := ecr.Options{
+		Region: v["region"],
+		Credentials: aws.NewCredentialsCache(aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: key, SecretAccessKey: secret, Source: "tagwatch"}, nil
+		})),
+	}
+	if e.Endpoint != "" {
+		opts.BaseEndpoint = aws.String(e.Endpoint)
+	}
+	if e.HTTPClient != nil {
+		opts.HTTPClient = e.HTTPClient
+	}
+	return staticKeychain{&ecrAuth{api: ecr.New(opts)}}, nil
+}
+
+// ecrAuth turns AWS keys into registry credentials with GetAuthorizationToken
+// and keeps them until shortly before they expire (12 hours on AWS).
+type ecrAuth struct {
+	api *ecr.Client
+
+	mu      sync.Mutex
+	cfg     authn.AuthConfig
+	expires time.Time
+}
+
+func (a *ecrAuth) Authorization() (*authn.AuthConfig, error) {
+	return a.AuthorizationContext(context.Background())
+}
+
+func (a *ecrAuth) AuthorizationContext(ctx context.Context) (*authn.AuthConfig, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if time.Until(a.expires) > 5*time.Minute {
+		cfg := a.cfg
+		return &cfg, nil
+	}
+	out, err := a.api.GetAuthorizationToken(ctx, &ecr.GetAuthorizationTokenInput{})
+	if err != nil {
+		return nil, fmt.Errorf("ecr GetAuthorizationToken: %w", err)
+	}
+	if len(out.AuthorizationData) == 0 || out.AuthorizationData[0].AuthorizationToken == nil {
+		return nil, fmt.Errorf("ecr GetAuthorizationToken: the answer holds no token")
+	}
+	d := out.AuthorizationData[0]
+	raw, err := base64.StdEncoding.DecodeString(*d.AuthorizationToken)
+	if err != nil {
+		return nil, fmt.Errorf("ecr GetAuthorizationToken: token is not base64: %w", err)
+	}
+	user, pass, ok := strings.Cut(string(raw), ":")
+	if !ok {
+		return nil, fmt.Errorf("ecr GetAuthorizationToken: token is not user:password")
+	}
+	a.cfg = authn.AuthConfig{Username: user, Password: pass}
+	a.expires = time.Now().Add(time.Hour)
+	if d.ExpiresAt != nil {
+		a.expires = *d.ExpiresAt
+	}
+	cfg := a.cfg
+	return &cfg, nil
+}

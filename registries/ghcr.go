@@ -1,0 +1,34 @@
+package registries
+
+import (
+	"net/http"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+)
+
+// GHCR is the GitHub Container Registry. Public images need no credentials.
+type GHCR struct{}
+
+func (GHCR) Spec() Spec {
+	return Spec{
+		Kind:        "ghcr",
+		Title:       "GitHub Container Registry",
+		Description: "ghcr.io. Anonymous by default; a username and a personal access token (read:packages) for private images.",
+		Variables: []Variable{
+			{Name: "username", Description: "GitHub username"},
+			{Name: "token", Secret: true, Description: "GitHub token", Supported: "GitHub password or GitHub Personal Token"},
+		},
+		Rules: []Rule{
+			{If: "username", Needs: []string{"token"}},
+			{If: "token", Needs: []string{"username"}},
+		},
+		Default: true,
+		Example: Values{"username": "octocat", "token": "<personal access token>"},
+	}
+}
+
+func (GHCR) Serves(_ Values, host string) bool { return hostIs(host, "ghcr.io") }
+
+func (GHCR) Keychain(v Values, _ http.RoundTripper) (authn.Keychain, error) {
+	return basic(v["username"], v["token"]), nil
+}

@@ -1,0 +1,342 @@
+package registries
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+// Source says where an instance's settings come from; the UI shows it and
+// only lets an admin change what it owns.
+type Source string
+
+const (
+	SourceDefault  Source = "default"  // the anonymous instances present with no configuration
+	SourceFile     Source = "file"     // the config file or TAGWATCH_* environment
+	SourceUI       Source = "ui"       // saved from the Settings tab
+	SourceImplicit Source = "implicit" // made on the fly for a host no instance serves
+)
+
+// Config is what it takes to make an instance: who it is and its variables.
+type Config struct {
+	Kind   string
+	Name   string
+	Source Source
+	Values Values
+}
+
+// ID is the instance's name as admins write it: "hub.public".
+func (c Config) ID() string { return c.Kind + "." + c.Name }
+
+// Instance is one registry instance, connected: its kind's provider, its
+// variables, and its own token cache, request counters and rate-limit state.
+// Safe for concurrent use.
+type Instance struct {
+	Kind   string
+	Name   string
+	Source Source
+	Values Values // validated; may hold secrets: see Public
+
+	provider Provider
+	spec     Spec
+	insecure bool // plain HTTP
+	keys     authn.Keychain
+	rt       http.RoundTripper // the instrumented transport under every request
+	puller   *remote.Puller
+	stats    *Stats
+}
+
+// Options tune how instances reach registries.
+type Options struct {
+	// Transport is shared by every instance (NewTransport when nil).
+	Transport *http.Transport
+	// Platform is the default platform images are resolved to.
+	Platform v1.Platform
+	// Warn receives non-fatal remarks, e.g. TLS verification turned off.
+	Warn func(instance, msg string)
+}
+
+// Open validates a config against its kind and connects it. Nothing goes on
+// the wire yet: tokens are fetched on first use.
+func Open(cat Catalog, c Config, o Options) (*Instance, error) {
+	p, err := cat.Provider(c.Kind)
+	if err != nil {
+		return nil, err
+	}
+	spec := p.Spec()
+	vals := Values{}
+	// A default instance is anonymous by definition; the settings page's
+	// required variables (ECR's region and keys) are required of an instance
+	// an admin configures.
+	if c.Source != SourceDefault {
+		if vals, err = spec.Validate(c.ID(), c.Values); err != nil {
+			return nil, err
+		}
+	}
+	if o.Transport == nil {
+		o.Transport = NewTransport()
+	}
+	base, err := tlsTransport(o.Transport, vals)
+	if err != nil {
+		return nil, &FieldError{Registry: c.ID(), Variable: "cafile", Message: err.Error()}
+	}
+	if vals.Bool("insecure") && o.Warn != nil {
+		o.Warn(c.ID(), "TLS certificate verification is off (insecure: true)")
+	}
+	stats := &Stats{}
+	rt := &instrumented{next: base, stats: stats, pings: newPingCache(10 * time.Minute)}
+	keys, err := p.Keychain(vals, rt)
+	if err != nil {
+		var fe *FieldError
+		if errors.As(err, &fe) {
+			fe.Registry = c.ID()
+			return nil, fe
+		}
+		return nil, fmt.Errorf("registry %s: %w", c.ID(), err)
+	}
+	puller, err := remote.NewPuller(
+		remote.WithTransport(rt),
+		remote.WithAuthFromKeychain(keys),
+		remote.WithUserAgent("tagwatch"),
+		// go-containerregistry retries 5xx and 429 itself; keep it short
+		// because the scheduler has its own backoff for a whole registry.
+		remote.WithRetryBackoff(remote.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: 2}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("registry %s: %w", c.ID(), err)
+	}
+	u, _ := parseURL(vals["url"])
+	return &Instance{
+		Kind:     c.Kind,
+		Name:     c.Name,
+		Source:   c.Source,
+		Values:   vals,
+		provider: p,
+		spec:     spec,
+		insecure: u != nil && u.Scheme == "http",
+		keys:     keys,
+		rt:       rt,
+		puller:   puller,
+		stats:    stats,
+	}, nil
+}
+
+// ID is "kind.name".
+func (in *Instance) ID() string { return in.Kind + "." + in.Name }
+
+// Spec is the instance's kind declaration.
+func (in *Instance) Spec() Spec { return in.spec }
+
+// Serves reports whether the instance serves images on host.
+func (in *Instance) Serves(host string) bool { return in.provider.Serves(in.Values, host) }
+
+// Stats are the instance's request counts and rate-limit state.
+func (in *Instance) Stats() *Stats { return in.stats }
+
+// Anonymous reports whether the instance has no credentials at all.
+func (in *Instance) Anonymous() bool {
+	for _, v := range in.spec.Variables {
+		if v.Secret && in.Values.Has(v.Name) {
+			return false
+		}
+	}
+	return true
+}
+
+// Host is the host an instance with a url serves, or "" for kinds that
+// serve well-known hosts.
+func (in *Instance) Host() string {
+	if u, _ := parseURL(in.Values["url"]); u != nil {
+		return u.Host
+	}
+	return ""
+}
+
+// Public returns the variables with every secret blanked, for anything that
+// leaves the process: API answers, the UI, logs. Set reports which secrets
+// are set without saying what they are.
+func (in *Instance) Public() (vals Values, set []string) {
+	vals = Values{}
+	for k, v := range in.Values {
+		if decl, ok := in.spec.Variable(k); ok && decl.Secret {
+			set = append(set, k)
+			continue
+		}
+		vals[k] = v
+	}
+	return vals, set
+}
+
+func (in *Instance) repo(img Image) (name.Repository, error) {
+	opts := []name.Option{name.WeakValidation}
+	if in.insecure {
+		opts = append(opts, name.Insecure)
+	}
+	host := img.Host
+	if host == DockerHub {
+		host = name.DefaultRegistry
+	}
+	r, err := name.NewRepository(host+"/"+img.Repository, opts...)
+	if err != nil {
+		return name.Repository{}, fmt.Errorf("image %s: %w", img, err)
+	}
+	return r, nil
+}
+
+// Tags lists every tag of the image's repository, following pagination to
+// the end.
+func (in *Instance) Tags(ctx context.Context, img Image) ([]string, error) {
+	repo, err := in.repo(img)
+	if err != nil {
+		return nil, err
+	}
+	tags, err := in.puller.List(ctx, repo)
+	if err != nil {
+		return nil, in.explain(img, "list tags", err)
+	}
+	return tags, nil
+}
+
+// Descriptor is what a HEAD on a tag says: the digest it points at and
+// whether that is an index of several platforms.
+type Descriptor struct {
+	Digest    string
+	MediaType string
+}
+
+// IsIndex reports whether the digest names a multi-platform index.
+func (d Descriptor) IsIndex() bool {
+	return strings.Contains(d.MediaType, "index") || strings.Contains(d.MediaType, "manifest.list")
+}
+
+// Head reads the digest behind a tag without downloading its manifest.
+func (in *Instance) Head(ctx context.Context, img Image, tag string) (Descriptor, error) {
+	repo, err := in.repo(img)
+	if err != nil {
+		return Descriptor{}, err
+	}
+	d, err := in.puller.Head(ctx, repo.Tag(tag))
+	if err != nil {
+		return Descriptor{}, in.explain(img.WithTag(tag), "read digest", err)
+	}
+	return Descriptor{Digest: d.Digest.String(), MediaType: string(d.MediaType)}, nil
+}
+
+// PlatformDigest resolves a manifest digest to the digest of the manifest
+// for one platform: itself when it is a single-platform image, the matching
+// entry when it is an index. It costs one manifest GET.
+func (in *Instance) PlatformDigest(ctx context.Context, img Image, digest string, p v1.Platform) (string, error) {
+	repo, err := in.repo(img)
+	if err != nil {
+		return "", err
+	}
+	d, err := in.puller.Get(ctx, repo.Digest(digest))
+	if err != nil {
+		return "", in.explain(img, "read manifest "+digest, err)
+	}
+	if !d.MediaType.IsIndex() {
+		return d.Digest.String(), nil
+	}
+	idx, err := v1.ParseIndexManifest(strings.NewReader(string(d.Manifest)))
+	if err != nil {
+		return "", fmt.Errorf("image %s: index %s: %w", img, digest, err)
+	}
+	for _, m := range idx.Manifests {
+		if m.Platform != nil && m.Platform.Satisfies(p) {
+			return m.Digest.String(), nil
+		}
+	}
+	return "", fmt.Errorf("image %s: index %s has no manifest for platform %s", img, digest, p)
+}
+
+// Test checks that the registry answers and that the credentials are good:
+// the /v2/ handshake, then an authenticated /v2/ request (for token
+// registries, that means the token server accepted the credentials). With a
+// repository it also lists that repository's tags, which proves pull access.
+func (in *Instance) Test(ctx context.Context, host, repository string) error {
+	if host == "" {
+		host = in.Host()
+	}
+	if host == "" {
+		return fmt.Errorf("registry %s: no host to test; name an image or a url", in.ID())
+	}
+	img := Image{Host: host, Repository: repository}
+	if repository != "" {
+		_, err := in.Tags(ctx, img)
+		return err
+	}
+	repo, err := in.repo(Image{Host: host, Repository: "tagwatch/test"})
+	if err != nil {
+		return err
+	}
+	auth, err := authn.Resolve(ctx, in.keys, repo.Registry)
+	if err != nil {
+		return fmt.Errorf("registry %s: credentials: %w", in.ID(), err)
+	}
+	rt, err := transport.NewWithContext(ctx, repo.Registry, auth, in.rt, nil)
+	if err != nil {
+		return in.explain(img, "connect", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, repo.Registry.Scheme()+"://"+repo.RegistryStr()+"/v2/", nil)
+	if err != nil {
+		return err
+	}
+	res, err := (&http.Client{Transport: rt}).Do(req)
+	if err != nil {
+		return in.explain(img, "connect", err)
+	}
+	res.Body.Close()
+	if err := transport.CheckError(res, http.StatusOK); err != nil {
+		return in.explain(img, "connect", err)
+	}
+	return nil
+}
+
+// ErrUnauthorized marks a registry that refused the credentials (or their absence).
+var ErrUnauthorized = errors.New("unauthorized")
+
+// explain turns a go-containerregistry error into one an admin can act on.
+func (in *Instance) explain(img Image, op string, err error) error {
+	var te *transport.Error
+	if errors.As(err, &te) {
+		switch te.StatusCode {
+		case http.StatusUnauthorized, http.StatusForbidden:
+			if in.Source == SourceImplicit {
+				return fmt.Errorf("image %s: %s: registry %s requires credentials: configure a registry with url: https://%s (%w: %v)",
+					img, op, img.Host, img.Host, ErrUnauthorized, err)
+			}
+			return fmt.Errorf("image %s: %s: registry %s refused the credentials of %s: %w: %v", img, op, img.Host, in.ID(), ErrUnauthorized, err)
+		case http.StatusNotFound:
+			return fmt.Errorf("image %s: %s: not found on %s: %w", img, op, img.Host, err)
+		}
+	}
+	return fmt.Errorf("image %s: %s via %s: %w", img, op, in.ID(), err)
+}
+
+// parseURL checks a url variable: http or https, a host, nothing else.
+func parseURL(s string) (*url.URL, error) {
+	if s == "" {
+		return nil, nil
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("is not a URL: %v", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("must start with http:// or https://, not %q", s)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("has no host: %q", s)
+	}
+	return u, nil
+}

@@ -1,0 +1,31 @@
+package registries
+
+import (
+	"net/http"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+)
+
+// LSCR is LinuxServer's registry, lscr.io, which fronts GHCR and so takes
+// GitHub credentials. Without an instance its public images are read
+// anonymously like any other host.
+type LSCR struct{}
+
+func (LSCR) Spec() Spec {
+	return Spec{
+		Kind:        "lscr",
+		Title:       "LinuxServer Container Registry",
+		Description: "lscr.io, with GitHub credentials.",
+		Variables: []Variable{
+			{Name: "username", Required: true, Description: "GitHub username"},
+			{Name: "token", Required: true, Secret: true, Description: "GitHub token", Supported: "GitHub password or GitHub Personal Token"},
+		},
+		Example: Values{"username": "octocat", "token": "<personal access token>"},
+	}
+}
+
+func (LSCR) Serves(_ Values, host string) bool { return hostIs(host, "lscr.io") }
+
+func (LSCR) Keychain(v Values, _ http.RoundTripper) (authn.Keychain, error) {
+	return basic(v["username"], v["token"]), nil
+}

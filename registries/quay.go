@@ -1,0 +1,40 @@
+package registries
+
+import (
+	"net/http"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+)
+
+// Quay is quay.io. Private images are read with a robot account, whose
+// name is namespace+account.
+type Quay struct{}
+
+func (Quay) Spec() Spec {
+	return Spec{
+		Kind:        "quay",
+		Title:       "Quay",
+		Description: "quay.io. Anonymous by default; a robot account (namespace+account and its token) for private images.",
+		Variables: []Variable{
+			{Name: "namespace", Description: "Quay namespace (the robot account name before the +)"},
+			{Name: "account", Description: "Quay account (the robot account name after the +)"},
+			{Name: "token", Secret: true, Description: "Quay token"},
+		},
+		Rules: []Rule{
+			{If: "namespace", Needs: []string{"account", "token"}},
+			{If: "account", Needs: []string{"namespace", "token"}},
+			{If: "token", Needs: []string{"namespace", "account"}},
+		},
+		Default: true,
+		Example: Values{"namespace": "myorg", "account": "tagwatch", "token": "<robot token>"},
+	}
+}
+
+func (Quay) Serves(_ Values, host string) bool { return hostIs(host, "quay.io") }
+
+func (Quay) Keychain(v Values, _ http.RoundTripper) (authn.Keychain, error) {
+	if !v.Has("token") {
+		return anonymous, nil
+	}
+	return basic(v["namespace"]+"+"+v["account"], v["token"]), nil
+}

@@ -1,0 +1,117 @@
+package registries
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+)
+
+// DefaultName is the name of the anonymous instances present by default.
+const DefaultName = "public"
+
+// Defaults are the instances present with no configuration at all: the
+// kinds the settings page lists as working anonymously, each named "public".
+func Defaults(cat Catalog) []Config {
+	var out []Config
+	for _, k := range cat.Kinds() {
+		if cat[k].Spec().Default {
+			out = append(out, Config{Kind: k, Name: DefaultName, Source: SourceDefault, Values: Values{}})
+		}
+	}
+	return out
+}
+
+// Set is the running set of registry instances. It is immutable once built:
+// a settings change builds a new Set and swaps it in, so a check in flight
+// keeps the instances it started with.
+type Set struct {
+	cat       Catalog
+	opts      Options
+	instances []*Instance // configured (file, UI) first, then defaults
+
+	mu       sync.Mutex
+	implicit map[string]*Instance // by host
+}
+
+// NewSet opens every config. Configured instances override the default of the
+// same kind and name (configuring hub.public gives it credentials). Every
+// invalid config is reported, not just the first.
+func NewSet(cat Catalog, configs []Config, o Options) (*Set, error) {
+	if o.Transport == nil {
+		o.Transport = NewTransport()
+	}
+	byID := map[string]Config{}
+	for _, c := range Defaults(cat) {
+		byID[c.ID()] = c
+	}
+	for _, c := range configs {
+		byID[c.ID()] = c
+	}
+	ids := make([]string, 0, len(byID))
+	for id := range byID {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool {
+		a, b := byID[ids[i]], byID[ids[j]]
+		if (a.Source == SourceDefault) != (b.Source == SourceDefault) {
+			return b.Source == SourceDefault
+		}
+		return ids[i] < ids[j]
+	})
+	s := &Set{cat: cat, opts: o, implicit: map[string]*Instance{}}
+	var errs []error
+	for _, id := range ids {
+		in, err := Open(cat, byID[id], o)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		s.instances = append(s.instances, in)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return s, nil
+}
+
+// Instances lists the instances, configured first.
+func (s *Set) Instances() []*Instance { return s.instances }
+
+// Instance finds an instance by kind and name.
+func (s *Set) Instance(kind, name string) (*Instance, bool) {
+	for _, in := range s.instances {
+		if in.Kind == kind && in.Name == name {
+			return in, true
+		}
+	}
+	return nil, false
+}
+
+// Resolve picks the instance that serves an image: a configured instance
+// before a default one. An image on a host nobody serves gets an implicit,
+// anonymous custom instance for that host, kept for the Set's life so its
+// tokens are reused.
+func (s *Set) Resolve(img Image) (*Instance, error) {
+	for _, in := range s.instances {
+		if in.Serves(img.Host) {
+			return in, nil
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if in, ok := s.implicit[img.Host]; ok {
+		return in, nil
+	}
+	in, err := Open(s.cat, Config{
+		Kind:   "custom",
+		Name:   img.Host,
+		Source: SourceImplicit,
+		Values: Values{"url": "https://" + img.Host},
+	}, s.opts)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: no registry serves %s: %w", img, img.Host, err)
+	}
+	s.implicit[img.Host] = in
+	return in, nil
+}

@@ -1,0 +1,193 @@
+package registries
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Variable declares one setting of a registry kind, as the settings page lists it.
+// The same declaration drives validation, the config file, the environment
+// variables, the UI form and the generated reference in the README.
+type Variable struct {
+	Name        string
+	Required    bool
+	Secret      bool
+	Description string
+	Supported   string // the settings page's "Supported values" column
+	Default     string // the settings page's "Default value when missing" column
+	// AliasOf names the variable this one is a deprecated spelling of (Hub's token → password).
+	AliasOf string
+}
+
+// A Rule ties variables together, e.g. "password must be defined" when login is set.
+type Rule struct {
+	// When the variable If is set…
+	If string
+	// …every variable in Needs must be set too,
+	Needs []string
+	// …and none in Excludes may be.
+	Excludes []string
+}
+
+// Spec is everything a kind declares about itself.
+type Spec struct {
+	Kind        string // "hub"
+	Title       string // "Docker Hub"
+	Description string
+	Variables   []Variable
+	Rules       []Rule
+	// Default marks the kinds present with anonymous access when nothing is configured.
+	Default bool
+	// Example is a worked configuration for the README and `config example`.
+	Example Values
+}
+
+// Variable returns the declaration of the named variable.
+func (s Spec) Variable(name string) (Variable, bool) {
+	for _, v := range s.Variables {
+		if v.Name == name {
+			return v, true
+		}
+	}
+	return Variable{}, false
+}
+
+// Values are an instance's variables by name, as strings: the form the config
+// file, the environment and the UI share.
+type Values map[string]string
+
+// Has reports whether the variable is set to a non-empty value.
+func (v Values) Has(name string) bool { return strings.TrimSpace(v[name]) != "" }
+
+// Bool reads a boolean variable; unset is false.
+func (v Values) Bool(name string) bool {
+	b, _ := strconv.ParseBool(v[name])
+	return b
+}
+
+// FieldError says which rule one variable of one registry instance breaks.
+type FieldError struct {
+	Registry string // "custom.shpcr"
+	Variable string // "password"
+	Message  string // "must be defined when login is set"
+}
+
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("registry %s: %s %s", e.Registry, e.Variable, e.Message)
+}
+
+// ValidationError lists every rule an instance's variables break, so a user
+// fixes them all in one go rather than one per run.
+type ValidationError []*FieldError
+
+func (e ValidationError) Error() string {
+	msgs := make([]string, len(e))
+	for i, fe := range e {
+		msgs[i] = fe.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// Validate checks values against the spec and returns them normalized:
+// deprecated aliases folded into the variable they stand for, blanks dropped.
+// id names the instance in errors ("hub.public").
+func (s Spec) Validate(id string, in Values) (Values, error) {
+	var errs ValidationError
+	fail := func(name, format string, args ...any) {
+		errs = append(errs, &FieldError{Registry: id, Variable: name, Message: fmt.Sprintf(format, args...)})
+	}
+
+	out := Values{}
+	names := make([]string, 0, len(in))
+	for name := range in {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		val := strings.TrimSpace(in[name])
+		decl, ok := s.Variable(name)
+		if !ok {
+			fail(name, "is not a variable of %s registries (known: %s)", s.Kind, strings.Join(s.names(), ", "))
+			continue
+		}
+		if val == "" {
+			continue
+		}
+		if decl.AliasOf != "" {
+			if in.Has(decl.AliasOf) && strings.TrimSpace(in[decl.AliasOf]) != val {
+				fail(name, "is the deprecated name of %s; define only %s", decl.AliasOf, decl.AliasOf)
+				continue
+			}
+			name = decl.AliasOf
+		}
+		out[name] = val
+	}
+
+	for _, r := range s.Rules {
+		if !out.Has(r.If) {
+			continue
+		}
+		for _, n := range r.Needs {
+			if !out.Has(n) {
+				fail(n, "must be defined when %s is defined", r.If)
+			}
+		}
+		var clash []string
+		for _, n := range r.Excludes {
+			if out.Has(n) {
+				clash = append(clash, n)
+			}
+		}
+		if len(clash) > 0 {
+			fail(strings.Join(clash, "/"), "must not be defined when %s is defined", r.If)
+		}
+	}
+
+	for _, decl := range s.Variables {
+		if !decl.Required || out.Has(decl.Name) || s.waived(decl.Name, out) {
+			continue
+		}
+		fail(decl.Name, "is required")
+	}
+
+	if u := out["url"]; u != "" {
+		if _, err := parseURL(u); err != nil {
+			fail("url", "%v", err)
+		}
+	}
+	if v, ok := out["insecure"]; ok {
+		if _, err := strconv.ParseBool(v); err != nil {
+			fail("insecure", "must be true or false, not %q", v)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return out, nil
+}
+
+// waived reports whether a required variable is excused because an
+// alternative that excludes it is set (login is required, unless auth is given).
+func (s Spec) waived(name string, v Values) bool {
+	for _, r := range s.Rules {
+		if !v.Has(r.If) {
+			continue
+		}
+		for _, n := range r.Excludes {
+			if n == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (s Spec) names() []string {
+	out := make([]string, len(s.Variables))
+	for i, v := range s.Variables {
+		out[i] = v.Name
+	}
+	return out
+}

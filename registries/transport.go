@@ -1,0 +1,252 @@
+package registries
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// NewTransport is the one HTTP transport every instance shares, so that
+// connections to a registry are reused across images and cycles. Timeouts
+// are set on every stage: a registry that stops answering must not hold a
+// worker forever.
+func NewTransport() *http.Transport {
+	return &http.Transport{
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: (&net.Dialer{
+			Timeout:   10 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 30 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   32,
+		ForceAttemptHTTP2:     true,
+	}
+}
+
+// tlsTransport returns shared unless the values ask for a private CA or for
+// no verification, in which case the instance gets a clone of its own.
+func tlsTransport(shared *http.Transport, v Values) (*http.Transport, error) {
+	if !v.Has("cafile") && !v.Bool("insecure") {
+		return shared, nil
+	}
+	t := shared.Clone()
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if f := v["cafile"]; f != "" {
+		pem, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("cafile: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("cafile: %s holds no PEM certificate", f)
+		}
+		cfg.RootCAs = pool
+	}
+	cfg.InsecureSkipVerify = v.Bool("insecure") //nolint:gosec // the admin asked for it; logged as a warning at load.
+	t.TLSClientConfig = cfg
+	return t, nil
+}
+
+// RequestClass sorts registry requests by what they cost an admin: Docker Hub
+// counts manifest requests, token servers throttle token requests.
+type RequestClass int
+
+const (
+	RequestPing     RequestClass = iota // GET /v2/
+	RequestToken                        // anything off the /v2/ API: token and exchange endpoints
+	RequestTags                         // GET …/tags/list, each page
+	RequestManifest                     // HEAD or GET …/manifests/…
+	RequestOther                        // blobs, catalog
+	numRequestClasses
+)
+
+var requestClassNames = [numRequestClasses]string{"ping", "token", "tags", "manifest", "other"}
+
+func (c RequestClass) String() string { return requestClassNames[c] }
+
+func classify(r *http.Request) RequestClass {
+	p := r.URL.Path
+	switch {
+	case p == "/v2/" || p == "/v2":
+		return RequestPing
+	case !strings.HasPrefix(p, "/v2/"):
+		return RequestToken
+	case strings.HasSuffix(p, "/tags/list"):
+		return RequestTags
+	case strings.Contains(p, "/manifests/"):
+		return RequestManifest
+	default:
+		return RequestOther
+	}
+}
+
+// Stats counts one instance's requests and remembers what the registry said
+// of its rate limit. Safe for concurrent use.
+type Stats struct {
+	requests [numRequestClasses]atomic.Int64
+	served   atomic.Int64 // pings answered from the cache
+
+	mu        sync.Mutex
+	rateLimit RateLimit
+}
+
+// RateLimit is Docker Hub's pull allowance as its ratelimit-* headers last said.
+type RateLimit struct {
+	Limit     int
+	Remaining int
+	Window    time.Duration
+	Seen      time.Time // zero: the registry never sent the headers
+}
+
+// Requests returns how many requests of a class went out on the wire.
+func (s *Stats) Requests(c RequestClass) int64 { return s.requests[c].Load() }
+
+// RequestsByClass returns the counts by class name, for reports and metrics.
+func (s *Stats) RequestsByClass() map[string]int64 {
+	out := make(map[string]int64, numRequestClasses)
+	for c := RequestClass(0); c < numRequestClasses; c++ {
+		out[c.String()] = s.requests[c].Load()
+	}
+	return out
+}
+
+// RateLimit returns the last rate limit the registry reported.
+func (s *Stats) RateLimit() RateLimit {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rateLimit
+}
+
+func (s *Stats) observe(res *http.Response) {
+	limit, lw, ok1 := parseRateLimit(res.Header.Get("Ratelimit-Limit"))
+	remaining, _, ok2 := parseRateLimit(res.Header.Get("Ratelimit-Remaining"))
+	if !ok1 || !ok2 {
+		return
+	}
+	s.mu.Lock()
+	s.rateLimit = RateLimit{Limit: limit, Remaining: remaining, Window: lw, Seen: time.Now()}
+	s.mu.Unlock()
+}
+
+// parseRateLimit reads Docker Hub's "100;w=21600" form.
+func parseRateLimit(h string) (n int, window time.Duration, ok bool) {
+	if h == "" {
+		return 0, 0, false
+	}
+	head, params, _ := strings.Cut(h, ";")
+	n, err := strconv.Atoi(strings.TrimSpace(head))
+	if err != nil {
+		return 0, 0, false
+	}
+	for _, p := range strings.Split(params, ";") {
+		if k, v, found := strings.Cut(strings.TrimSpace(p), "="); found && k == "w" {
+			if secs, err := strconv.Atoi(v); err == nil {
+				window = time.Duration(secs) * time.Second
+			}
+		}
+	}
+	return n, window, true
+}
+
+// instrumented sits under go-containerregistry's auth transports: it sees
+// every request on the wire, counts it, reads rate-limit headers and answers
+// repeated pings from memory.
+type instrumented struct {
+	next  http.RoundTripper
+	stats *Stats
+	pings *pingCache
+}
+
+func (t *instrumented) RoundTrip(r *http.Request) (*http.Response, error) {
+	class := classify(r)
+	if class == RequestPing && r.Method == http.MethodGet && r.Header.Get("Authorization") == "" {
+		if res, ok := t.pings.get(r); ok {
+			t.stats.served.Add(1)
+			return res, nil
+		}
+	}
+	t.stats.requests[class].Add(1)
+	res, err := t.next.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	t.stats.observe(res)
+	if class == RequestPing && r.Method == http.MethodGet && r.Header.Get("Authorization") == "" {
+		return t.pings.put(r, res)
+	}
+	return res, nil
+}
+
+// pingCache remembers a registry's answer to GET /v2/ (its auth challenge).
+// go-containerregistry pings once per repository; the challenge is the
+// registry's, not the repository's, so one ping per registry is enough.
+type pingCache struct {
+	ttl time.Duration
+	mu  sync.Mutex
+	m   map[string]cachedPing
+}
+
+type cachedPing struct {
+	status int
+	header http.Header
+	body   []byte
+	at     time.Time
+}
+
+func newPingCache(ttl time.Duration) *pingCache {
+	return &pingCache{ttl: ttl, m: map[string]cachedPing{}}
+}
+
+func (c *pingCache) get(r *http.Request) (*http.Response, bool) {
+	c.mu.Lock()
+	p, ok := c.m[r.URL.Scheme+"://"+r.URL.Host]
+	c.mu.Unlock()
+	if !ok || time.Since(p.at) > c.ttl {
+		return nil, false
+	}
+	return &http.Response{
+		Status:        strconv.Itoa(p.status) + " " + http.StatusText(p.status),
+		StatusCode:    p.status,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        p.header.Clone(),
+		Body:          io.NopCloser(bytes.NewReader(p.body)),
+		ContentLength: int64(len(p.body)),
+		Request:       r,
+	}, true
+}
+
+// put caches only the answers that describe the registry's auth: 200 and 401.
+func (c *pingCache) put(r *http.Request, res *http.Response) (*http.Response, error) {
+	if res.StatusCode != http.StatusOK && res.StatusCode != http.StatusUnauthorized {
+		return res, nil
+	}
+	body, err := io.ReadAll(io.LimitReader(res.Body, 64<<10))
+	res.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.m[r.URL.Scheme+"://"+r.URL.Host] = cachedPing{status: res.StatusCode, header: res.Header.Clone(), body: body, at: time.Now()}
+	c.mu.Unlock()
+	res.Body = io.NopCloser(bytes.NewReader(body))
+	return res, nil
+}
