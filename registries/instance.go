@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -47,6 +48,7 @@ type Instance struct {
 	Source Source
 	Values Values // validated; may hold secrets: see Public
 
+	raw      Values // as configured, to tell whether a new config changes it
 	provider Provider
 	spec     Spec
 	insecure bool // plain HTTP
@@ -94,7 +96,7 @@ func Open(cat Catalog, c Config, o Options) (*Instance, error) {
 		o.Warn(c.ID(), "TLS certificate verification is off (insecure: true)")
 	}
 	stats := &Stats{}
-	rt := &instrumented{next: base, stats: stats, pings: newPingCache(10 * time.Minute)}
+	rt := &instrumented{next: base, stats: stats, pings: newPingCache(10 * time.Minute), maxWait: time.Minute}
 	keys, err := p.Keychain(vals, rt)
 	if err != nil {
 		var fe *FieldError
@@ -121,6 +123,7 @@ func Open(cat Catalog, c Config, o Options) (*Instance, error) {
 		Name:     c.Name,
 		Source:   c.Source,
 		Values:   vals,
+		raw:      maps.Clone(c.Values),
 		provider: p,
 		spec:     spec,
 		insecure: u != nil && u.Scheme == "http",
@@ -232,6 +235,9 @@ func (in *Instance) Head(ctx context.Context, img Image, tag string) (Descriptor
 	return Descriptor{Digest: d.Digest.String(), MediaType: string(d.MediaType)}, nil
 }
 
+// PullReserve is how many pulls of a registry's allowance tagwatch leaves alone.
+const PullReserve = 5
+
 // PlatformDigest resolves a manifest digest to the digest of the manifest
 // for one platform: itself when it is a single-platform image, the matching
 // entry when it is an index. It costs one manifest GET.
@@ -239,6 +245,11 @@ func (in *Instance) PlatformDigest(ctx context.Context, img Image, digest string
 	repo, err := in.repo(img)
 	if err != nil {
 		return "", err
+	}
+	// Docker Hub counts manifest GETs (not HEADs) against the pull allowance;
+	// leave the last few to the admin's own pulls.
+	if rl := in.stats.RateLimit(); !rl.Seen.IsZero() && rl.Remaining < PullReserve {
+		return "", fmt.Errorf("image %s: %s: pull allowance nearly used (%d of %d left); digest comparison deferred until it refills", img, in.ID(), rl.Remaining, rl.Limit)
 	}
 	d, err := in.puller.Get(ctx, repo.Digest(digest))
 	if err != nil {

@@ -38,6 +38,12 @@ type Set struct {
 // same kind and name (configuring hub.public gives it credentials). Every
 // invalid config is reported, not just the first.
 func NewSet(cat Catalog, configs []Config, o Options) (*Set, error) {
+	return newSet(cat, configs, o, nil)
+}
+
+// newSet builds a set, carrying over prev's instances whose settings did not
+// change so their tokens stay cached.
+func newSet(cat Catalog, configs []Config, o Options, prev *Set) (*Set, error) {
 	if o.Transport == nil {
 		o.Transport = NewTransport()
 	}
@@ -62,7 +68,14 @@ func NewSet(cat Catalog, configs []Config, o Options) (*Set, error) {
 	s := &Set{cat: cat, opts: o, implicit: map[string]*Instance{}}
 	var errs []error
 	for _, id := range ids {
-		in, err := Open(cat, byID[id], o)
+		c := byID[id]
+		if prev != nil {
+			if in, ok := prev.Instance(c.Kind, c.Name); ok && reusable(in, c) {
+				s.instances = append(s.instances, in)
+				continue
+			}
+		}
+		in, err := Open(cat, c, o)
 		if err != nil {
 			errs = append(errs, err)
 			continue

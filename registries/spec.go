@@ -100,6 +100,15 @@ func (s Spec) Validate(id string, in Values) (Values, error) {
 	}
 
 	out := Values{}
+	// written maps a variable to the name the admin used for it, so that an
+	// error about password says "token" when token is what they wrote.
+	written := map[string]string{}
+	as := func(name string) string {
+		if w, ok := written[name]; ok {
+			return w
+		}
+		return name
+	}
 	names := make([]string, 0, len(in))
 	for name := range in {
 		names = append(names, name)
@@ -120,6 +129,7 @@ func (s Spec) Validate(id string, in Values) (Values, error) {
 				fail(name, "is the deprecated name of %s; define only %s", decl.AliasOf, decl.AliasOf)
 				continue
 			}
+			written[decl.AliasOf] = name
 			name = decl.AliasOf
 		}
 		out[name] = val
@@ -131,17 +141,17 @@ func (s Spec) Validate(id string, in Values) (Values, error) {
 		}
 		for _, n := range r.Needs {
 			if !out.Has(n) {
-				fail(n, "must be defined when %s is defined", r.If)
+				fail(n, "must be defined when %s is defined", as(r.If))
 			}
 		}
 		var clash []string
 		for _, n := range r.Excludes {
 			if out.Has(n) {
-				clash = append(clash, n)
+				clash = append(clash, as(n))
 			}
 		}
 		if len(clash) > 0 {
-			fail(strings.Join(clash, "/"), "must not be defined when %s is defined", r.If)
+			fail(strings.Join(clash, "/"), "must not be defined when %s is defined", as(r.If))
 		}
 	}
 

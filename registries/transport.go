@@ -100,8 +100,9 @@ func classify(r *http.Request) RequestClass {
 // Stats counts one instance's requests and remembers what the registry said
 // of its rate limit. Safe for concurrent use.
 type Stats struct {
-	requests [numRequestClasses]atomic.Int64
-	served   atomic.Int64 // pings answered from the cache
+	requests  [numRequestClasses]atomic.Int64
+	served    atomic.Int64 // pings answered from the cache
+	throttled atomic.Int64 // 429 answers waited out
 
 	mu        sync.Mutex
 	rateLimit RateLimit
@@ -126,6 +127,9 @@ func (s *Stats) RequestsByClass() map[string]int64 {
 	}
 	return out
 }
+
+// Throttled counts the 429 answers the instance waited out.
+func (s *Stats) Throttled() int64 { return s.throttled.Load() }
 
 // RateLimit returns the last rate limit the registry reported.
 func (s *Stats) RateLimit() RateLimit {
@@ -172,7 +176,16 @@ type instrumented struct {
 	next  http.RoundTripper
 	stats *Stats
 	pings *pingCache
+	// maxWait caps how long one Retry-After is honoured; a registry asking
+	// for more gets its 429 passed on as an error for this image.
+	maxWait time.Duration
+
+	mu         sync.Mutex
+	pauseUntil time.Time // after a 429, every request to the instance waits
 }
+
+// maxRetries bounds the retries of one request after 429s.
+const maxRetries = 4
 
 func (t *instrumented) RoundTrip(r *http.Request) (*http.Response, error) {
 	class := classify(r)
@@ -182,16 +195,85 @@ func (t *instrumented) RoundTrip(r *http.Request) (*http.Response, error) {
 			return res, nil
 		}
 	}
-	t.stats.requests[class].Add(1)
-	res, err := t.next.RoundTrip(r)
-	if err != nil {
-		return nil, err
+	var res *http.Response
+	for attempt := 0; ; attempt++ {
+		if err := t.waitPause(r); err != nil {
+			return nil, err
+		}
+		t.stats.requests[class].Add(1)
+		var err error
+		if res, err = t.next.RoundTrip(r); err != nil {
+			return nil, err
+		}
+		t.stats.observe(res)
+		if res.StatusCode != http.StatusTooManyRequests || attempt == maxRetries {
+			break
+		}
+		wait, ok := retryAfter(res.Header.Get("Retry-After"), attempt, time.Now())
+		if !ok || wait > t.maxWait || (r.Body != nil && r.GetBody == nil) {
+			break
+		}
+		t.stats.throttled.Add(1)
+		res.Body.Close()
+		t.pause(wait)
+		if r.GetBody != nil {
+			body, err := r.GetBody()
+			if err != nil {
+				return nil, err
+			}
+			r = r.Clone(r.Context())
+			r.Body = body
+		}
 	}
-	t.stats.observe(res)
 	if class == RequestPing && r.Method == http.MethodGet && r.Header.Get("Authorization") == "" {
 		return t.pings.put(r, res)
 	}
 	return res, nil
+}
+
+// pause holds every request of the instance until wait has passed: a
+// registry that answered 429 is asking the client, not the request, to slow down.
+func (t *instrumented) pause(wait time.Duration) {
+	t.mu.Lock()
+	if until := time.Now().Add(wait); until.After(t.pauseUntil) {
+		t.pauseUntil = until
+	}
+	t.mu.Unlock()
+}
+
+func (t *instrumented) waitPause(r *http.Request) error {
+	t.mu.Lock()
+	d := time.Until(t.pauseUntil)
+	t.mu.Unlock()
+	if d <= 0 {
+		return nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-r.Context().Done():
+		return r.Context().Err()
+	}
+}
+
+// retryAfter reads a Retry-After header (seconds or an HTTP date); without
+// one it backs off exponentially from one second.
+func retryAfter(h string, attempt int, now time.Time) (time.Duration, bool) {
+	if h == "" {
+		return time.Second << attempt, true
+	}
+	if secs, err := strconv.Atoi(strings.TrimSpace(h)); err == nil {
+		if secs < 0 {
+			return 0, false
+		}
+		return time.Duration(secs) * time.Second, true
+	}
+	if at, err := http.ParseTime(h); err == nil {
+		return max(at.Sub(now), 0), true
+	}
+	return 0, false
 }
 
 // pingCache remembers a registry's answer to GET /v2/ (its auth challenge).

@@ -1,0 +1,220 @@
+// Command tagwatch watches the container images you run and tells you when
+// their registries have a newer version or a new digest.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/tagwatch/tagwatch/config"
+	"github.com/tagwatch/tagwatch/registries"
+	"github.com/tagwatch/tagwatch/watcher"
+)
+
+const usage = `tagwatch watches the container images you run and tells you when their
+registries have a newer version or a new digest.
+
+Usage:
+  tagwatch serve [--config FILE] [--data FILE] [--listen ADDR]
+  tagwatch check [--config FILE] [--json] [--platform OS/ARCH] [IMAGE...]
+  tagwatch version
+
+Run 'tagwatch COMMAND --help' for a command's flags.
+`
+
+// exit codes
+const (
+	exitOK      = 0
+	exitFailed  = 1 // some image could not be checked
+	exitUsage   = 2 // bad flags or configuration
+	exitAborted = 130
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "serve":
+		return runServe(ctx, args[1:], environ, stdout, stderr)
+	case "check":
+		return runCheck(ctx, args[1:], environ, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, versionString())
+		return exitOK
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "tagwatch: unknown command %q\n\n%s", args[0], usage)
+		return exitUsage
+	}
+}
+
+func runCheck(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", envOr(environ, "TAGWATCH_CONFIG", ""), "configuration `file` (YAML); env TAGWATCH_CONFIG")
+	asJSON := fs.Bool("json", false, "print a JSON array, one object per image")
+	platform := fs.String("platform", "", "platform to resolve multi-arch images to (default from config, else linux/amd64)")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `Usage: tagwatch check [flags] [IMAGE...]
+
+Checks each IMAGE (or, with none, the config file's images:) once and prints
+one result per image: the newest tag of the same shape, the digests, and the
+kind of update. Exit status 0 when every image was checked, 1 when any failed.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+
+	cat := registries.DefaultCatalog()
+	cfg, err := config.Load(*cfgPath, environ, cat)
+	if err != nil {
+		fmt.Fprintf(stderr, "tagwatch: %v\n", err)
+		return exitUsage
+	}
+	if *platform == "" {
+		*platform = cfg.Platform
+	}
+	plat, err := v1.ParsePlatform(*platform)
+	if err != nil {
+		fmt.Fprintf(stderr, "tagwatch: --platform %q: %v\n", *platform, err)
+		return exitUsage
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	set, err := registries.NewSet(cat, cfg.Registries, registries.Options{
+		Platform: *plat,
+		Warn:     func(id, msg string) { log.Warn(msg, "registry", id) },
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "tagwatch: %v\n", err)
+		return exitUsage
+	}
+
+	targets, err := checkTargets(fs.Args(), cfg, *plat)
+	if err != nil {
+		fmt.Fprintf(stderr, "tagwatch: %v\n", err)
+		return exitUsage
+	}
+	if len(targets) == 0 {
+		fmt.Fprintln(stderr, "tagwatch: nothing to check: name images, or list them under images: in --config")
+		return exitUsage
+	}
+
+	checker := &watcher.Checker{Registries: func() *registries.Set { return set }}
+	results := checker.Run(ctx, targets)
+	if ctx.Err() != nil {
+		return exitAborted
+	}
+
+	code := exitOK
+	for _, r := range results {
+		if r.Error != "" {
+			code = exitFailed
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(results); err != nil {
+			fmt.Fprintf(stderr, "tagwatch: %v\n", err)
+			return exitFailed
+		}
+		return code
+	}
+	for _, r := range results {
+		fmt.Fprintln(stdout, r)
+	}
+	return code
+}
+
+// checkTargets turns the arguments, or the config's images, into targets.
+// An argument that is also listed in the config gets that entry's options.
+func checkTargets(args []string, cfg *config.Config, plat v1.Platform) ([]watcher.Target, error) {
+	listed := map[string]config.Image{}
+	for _, img := range cfg.Images {
+		listed[img.Image] = img
+	}
+	if len(args) == 0 {
+		for _, img := range cfg.Images {
+			args = append(args, img.Image)
+		}
+	}
+	var out []watcher.Target
+	for _, a := range args {
+		img, err := registries.ParseImage(a)
+		if err != nil {
+			return nil, err
+		}
+		t := watcher.Target{Image: img, Digest: img.Digest, Pinned: img.Digest != "", Platform: plat}
+		if entry, ok := listed[a]; ok {
+			t.Options = entry.Options
+			if entry.Platform != "" {
+				p, err := v1.ParsePlatform(entry.Platform)
+				if err != nil {
+					return nil, fmt.Errorf("image %s: platform: %w", a, err)
+				}
+				t.Platform = *p
+			}
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+func envOr(environ []string, key, def string) string {
+	for _, kv := range environ {
+		if len(kv) > len(key) && kv[:len(key)] == key && kv[len(key)] == '=' {
+			return kv[len(key)+1:]
+		}
+	}
+	return def
+}
+
+// version is set by the release build (-ldflags "-X main.version=v1.2.3").
+var version = ""
+
+func versionString() string {
+	v := version
+	info, ok := debug.ReadBuildInfo()
+	if v == "" && ok {
+		v = info.Main.Version
+	}
+	s := "tagwatch " + v
+	if ok {
+		for _, kv := range info.Settings {
+			if kv.Key == "vcs.revision" || kv.Key == "vcs.time" || kv.Key == "vcs.modified" {
+				s += " " + kv.Key + "=" + kv.Value
+			}
+		}
+		s += " " + info.GoVersion
+	}
+	return s
+}

@@ -1,0 +1,358 @@
+// Package config reads tagwatch's configuration: one YAML file, then the
+// TAGWATCH_* environment on top of it. Every error names where the value came
+// from (file and line, or the environment variable) and the field.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/tagwatch/tagwatch/registries"
+	"github.com/tagwatch/tagwatch/watcher"
+)
+
+// Config is the whole configuration, validated.
+type Config struct {
+	Registries []registries.Config
+	Watchers   map[string]Watcher
+	Images     []Image
+	// ImagesCron schedules the checks of the images: list (default every 6 hours).
+	ImagesCron string
+	Web        Web
+	// Platform is the platform images are resolved to when the engine does
+	// not say (os/arch[/variant]).
+	Platform string
+
+	// where remembers the origin of each field path, to place errors found
+	// after loading (e.g. when opening a registry).
+	where map[string]Origin
+}
+
+// Watcher is one Docker engine to watch.
+type Watcher struct {
+	Host           string `yaml:"host"` // unix:///var/run/docker.sock, tcp://nas.lan:2376; empty: DOCKER_HOST or the local socket
+	CAFile         string `yaml:"cafile"`
+	CertFile       string `yaml:"certfile"`
+	KeyFile        string `yaml:"keyfile"`
+	Cron           string `yaml:"cron"`
+	WatchByDefault *bool  `yaml:"watchbydefault"` // watch containers without a tagwatch.enable label (default true)
+	WatchStopped   bool   `yaml:"watchstopped"`
+}
+
+// Image is one entry of the static `images:` list.
+type Image struct {
+	Image   string       `yaml:"image"`
+	Tag     TagSettings  `yaml:"tag"`
+	Watch   WatchSetting `yaml:"watch"`
+	Display struct {
+		Name string `yaml:"name"`
+	} `yaml:"display"`
+	Link struct {
+		Template string `yaml:"template"`
+	} `yaml:"link"`
+	Platform string `yaml:"platform"`
+
+	// Options are the parsed tag options.
+	Options watcher.TagOptions `yaml:"-"`
+}
+
+// TagSettings are the tag options as written (also the container labels
+// tagwatch.tag.include, …).
+type TagSettings struct {
+	Include   string `yaml:"include"`
+	Exclude   string `yaml:"exclude"`
+	Transform string `yaml:"transform"`
+	Policy    string `yaml:"policy"`
+}
+
+// WatchSetting is `watch: {digest: true}`.
+type WatchSetting struct {
+	Digest string `yaml:"digest"`
+}
+
+// Web configures the HTTP server.
+type Web struct {
+	Listen string  `yaml:"listen"`
+	Auth   WebAuth `yaml:"auth"`
+	// AllowRemote lets the server listen beyond loopback without auth. Off by
+	// default: registry credentials are managed through this server.
+	AllowRemote bool `yaml:"allowremote"`
+}
+
+// WebAuth protects the UI and API. Password is a bcrypt hash
+// (htpasswd -nbB user pass | cut -d: -f2); Token is a bearer token for the API.
+type WebAuth struct {
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	Token    string `yaml:"token"`
+}
+
+// Enabled reports whether any authentication is configured.
+func (a WebAuth) Enabled() bool { return a.Username != "" || a.Token != "" }
+
+// Origin is where a value came from.
+type Origin struct {
+	File string
+	Line int
+	Env  string
+}
+
+func (o Origin) String() string {
+	if o.Env != "" {
+		return "environment " + o.Env
+	}
+	if o.File == "" {
+		return "defaults"
+	}
+	return fmt.Sprintf("%s:%d", o.File, o.Line)
+}
+
+// Error is one bad value: where it is, which field, what is wrong.
+type Error struct {
+	Origin Origin
+	Field  string // registries.custom.shpcr.password
+	Msg    string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s: %s: %s", e.Origin, e.Field, e.Msg) }
+
+// Default is the configuration with nothing configured.
+func Default() *Config {
+	return &Config{Watchers: map[string]Watcher{}, Platform: "linux/amd64", Web: Web{Listen: "127.0.0.1:8080"}, where: map[string]Origin{}}
+}
+
+// Load reads path (may be "" for none) and then the environment, and
+// validates the result against the registry catalog.
+func Load(path string, environ []string, cat registries.Catalog) (*Config, error) {
+	c := Default()
+	var parseErr error
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		parseErr = c.parse(path, data, cat)
+	}
+	// Report every problem at once, from the file and the environment alike.
+	if err := errors.Join(parseErr, c.applyEnv(environ, cat), c.validate(cat)); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// file is the YAML document; registries are walked by hand to keep the line
+// of every variable.
+type file struct {
+	Registries yaml.Node          `yaml:"registries"`
+	Watchers   map[string]Watcher `yaml:"watchers"`
+	Images     []Image            `yaml:"images"`
+	Cron       string             `yaml:"cron"`
+	Notifiers  yaml.Node          `yaml:"notifiers"`
+	Web        Web                `yaml:"web"`
+	Platform   string             `yaml:"platform"`
+}
+
+func (c *Config) parse(path string, data []byte, cat registries.Catalog) error {
+	var f file
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	// An empty file is a valid, empty configuration.
+	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	var errs []error
+	if f.Registries.Kind != 0 {
+		errs = append(errs, c.parseRegistries(path, &f.Registries, cat)...)
+	}
+	for name, w := range f.Watchers {
+		c.Watchers[name] = w
+	}
+	// Image entries keep their lines for errors found in validate.
+	var doc yaml.Node
+	_ = yaml.Unmarshal(data, &doc)
+	for i, img := range f.Images {
+		c.where[fmt.Sprintf("images[%d]", i)] = Origin{File: path, Line: imageLine(&doc, i)}
+		c.Images = append(c.Images, img)
+	}
+	if f.Web.Listen == "" {
+		f.Web.Listen = c.Web.Listen
+	}
+	c.Web = f.Web
+	c.ImagesCron = f.Cron
+	if f.Platform != "" {
+		c.Platform = f.Platform
+		c.where["platform"] = Origin{File: path, Line: keyLine(&doc, "platform")}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) parseRegistries(path string, n *yaml.Node, cat registries.Catalog) []error {
+	at := func(node *yaml.Node) Origin { return Origin{File: path, Line: node.Line} }
+	if n.Kind != yaml.MappingNode {
+		return []error{&Error{at(n), "registries", "must be a map of kind → name → variables"}}
+	}
+	var errs []error
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		kindKey, names := n.Content[i], n.Content[i+1]
+		kind := kindKey.Value
+		if _, err := cat.Provider(kind); err != nil {
+			errs = append(errs, &Error{at(kindKey), "registries." + kind, err.Error()})
+			continue
+		}
+		if names.Kind != yaml.MappingNode {
+			errs = append(errs, &Error{at(names), "registries." + kind, "must be a map of instance name → variables"})
+			continue
+		}
+		for j := 0; j+1 < len(names.Content); j += 2 {
+			nameKey, vars := names.Content[j], names.Content[j+1]
+			field := "registries." + kind + "." + nameKey.Value
+			if err := checkName(nameKey.Value); err != nil {
+				errs = append(errs, &Error{at(nameKey), field, err.Error()})
+				continue
+			}
+			vals := registries.Values{}
+			c.where[field] = at(nameKey)
+			if vars.Kind == yaml.MappingNode {
+				for k := 0; k+1 < len(vars.Content); k += 2 {
+					key, val := vars.Content[k], vars.Content[k+1]
+					if val.Kind != yaml.ScalarNode {
+						errs = append(errs, &Error{at(val), field + "." + key.Value, "must be a single value"})
+						continue
+					}
+					vals[key.Value] = val.Value
+					c.where[field+"."+key.Value] = at(key)
+				}
+			} else if vars.Tag != "!!null" {
+				errs = append(errs, &Error{at(vars), field, "must be a map of variables"})
+				continue
+			}
+			c.setRegistry(registries.Config{Kind: kind, Name: nameKey.Value, Source: registries.SourceFile, Values: vals})
+		}
+	}
+	return errs
+}
+
+// checkName keeps instance names to what fits in a URL path and an
+// environment variable.
+func checkName(name string) error {
+	if name == "" {
+		return errors.New("instance name is empty")
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return fmt.Errorf("instance name %q may hold only a-z, 0-9, - and _", name)
+		}
+	}
+	return nil
+}
+
+func (c *Config) setRegistry(rc registries.Config) {
+	for i, have := range c.Registries {
+		if have.ID() == rc.ID() {
+			for k, v := range rc.Values {
+				c.Registries[i].Values[k] = v
+			}
+			return
+		}
+	}
+	c.Registries = append(c.Registries, rc)
+}
+
+// validate checks every registry instance against its kind and every image's
+// options, and reports all problems with their origins.
+func (c *Config) validate(cat registries.Catalog) error {
+	var errs []error
+	sort.Slice(c.Registries, func(i, j int) bool { return c.Registries[i].ID() < c.Registries[j].ID() })
+	for i, rc := range c.Registries {
+		p, _ := cat.Provider(rc.Kind)
+		vals, err := p.Spec().Validate(rc.ID(), rc.Values)
+		if err != nil {
+			errs = append(errs, c.placeRegistryErr(rc, err)...)
+			continue
+		}
+		c.Registries[i].Values = vals
+	}
+	for i := range c.Images {
+		img := &c.Images[i]
+		field := fmt.Sprintf("images[%d]", i)
+		o := c.where[field]
+		if img.Image == "" {
+			errs = append(errs, &Error{o, field + ".image", "is required"})
+			continue
+		}
+		if _, err := registries.ParseImage(img.Image); err != nil {
+			errs = append(errs, &Error{o, field + ".image", err.Error()})
+			continue
+		}
+		opts, err := watcher.ParseTagOptions(img.Tag.Include, img.Tag.Exclude, img.Tag.Transform, img.Watch.Digest, img.Tag.Policy)
+		if err != nil {
+			errs = append(errs, &Error{o, field + " (" + img.Image + ")", err.Error()})
+			continue
+		}
+		img.Options = opts
+		if img.Link.Template != "" {
+			if err := watcher.ParseLinkTemplate(img.Link.Template); err != nil {
+				errs = append(errs, &Error{o, field + " (" + img.Image + ")", err.Error()})
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// placeRegistryErr turns a registry validation error into errors that point
+// at the line of the variable (or of the instance when the variable is missing).
+func (c *Config) placeRegistryErr(rc registries.Config, err error) []error {
+	field := "registries." + rc.Kind + "." + rc.Name
+	var ve registries.ValidationError
+	if !errors.As(err, &ve) {
+		return []error{&Error{c.where[field], field, err.Error()}}
+	}
+	var out []error
+	for _, fe := range ve {
+		o, ok := c.where[field+"."+strings.Split(fe.Variable, "/")[0]]
+		if !ok {
+			o = c.where[field]
+		}
+		out = append(out, &Error{o, field + "." + fe.Variable, fe.Message})
+	}
+	return out
+}
+
+// Where returns the origin of a field path, for errors found after loading.
+func (c *Config) Where(field string) Origin { return c.where[field] }
+
+func imageLine(doc *yaml.Node, i int) int {
+	if n := keyNode(doc, "images"); n != nil && n.Kind == yaml.SequenceNode && i < len(n.Content) {
+		return n.Content[i].Line
+	}
+	return 0
+}
+
+func keyLine(doc *yaml.Node, key string) int {
+	if n := keyNode(doc, key); n != nil {
+		return n.Line
+	}
+	return 0
+}
+
+func keyNode(doc *yaml.Node, key string) *yaml.Node {
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
+		doc = doc.Content[0]
+	}
+	if doc.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(doc.Content); i += 2 {
+		if doc.Content[i].Value == key {
+			return doc.Content[i+1]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,95 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/tagwatch/tagwatch/registries"
+)
+
+// EnvPrefix starts every environment variable tagwatch reads.
+const EnvPrefix = "TAGWATCH_"
+
+// applyEnv lays the environment over the file: TAGWATCH_REGISTRY_<KIND>_<NAME>_<VAR>,
+// TAGWATCH_WEB_LISTEN, TAGWATCH_PLATFORM. A variable ending in _FILE reads its
+// value from that file (Docker secrets).
+func (c *Config) applyEnv(environ []string, cat registries.Catalog) error {
+	sort.Strings(environ) // deterministic order of errors
+	var errs []error
+	for _, kv := range environ {
+		key, val, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(key, EnvPrefix) {
+			continue
+		}
+		origin := Origin{Env: key}
+		name := strings.TrimPrefix(key, EnvPrefix)
+		if base, isFile := strings.CutSuffix(name, "_FILE"); isFile {
+			b, err := os.ReadFile(val)
+			if err != nil {
+				errs = append(errs, &Error{origin, strings.ToLower(base), fmt.Sprintf("reading the file it names: %v", err)})
+				continue
+			}
+			name, val = base, strings.TrimRight(string(b), "\r\n")
+		}
+		switch {
+		case strings.HasPrefix(name, "REGISTRY_"):
+			if err := c.envRegistry(origin, strings.TrimPrefix(name, "REGISTRY_"), val, cat); err != nil {
+				errs = append(errs, err)
+			}
+		case name == "WEB_LISTEN":
+			c.Web.Listen = val
+		case name == "WEB_AUTH_USERNAME":
+			c.Web.Auth.Username = val
+		case name == "WEB_AUTH_PASSWORD":
+			c.Web.Auth.Password = val
+		case name == "WEB_AUTH_TOKEN":
+			c.Web.Auth.Token = val
+		case name == "WEB_ALLOWREMOTE":
+			b, err := strconv.ParseBool(val)
+			if err != nil {
+				errs = append(errs, &Error{origin, "web.allowremote", "must be true or false"})
+				continue
+			}
+			c.Web.AllowRemote = b
+		case name == "PLATFORM":
+			c.Platform = val
+			c.where["platform"] = origin
+		case name == "CONFIG" || name == "DATA" || name == "LOG_FORMAT" || name == "LOG_LEVEL":
+			// read by the command line (flags' defaults)
+		default:
+			errs = append(errs, &Error{origin, strings.ToLower(name), "is not a tagwatch setting"})
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// envRegistry reads <KIND>_<NAME>_<VAR>. Kinds and variables hold no
+// underscore, so the name is whatever lies between them.
+func (c *Config) envRegistry(origin Origin, rest, val string, cat registries.Catalog) error {
+	kind, tail, ok := strings.Cut(strings.ToLower(rest), "_")
+	if !ok {
+		return &Error{origin, "registries", "want TAGWATCH_REGISTRY_<KIND>_<NAME>_<VARIABLE>"}
+	}
+	if _, err := cat.Provider(kind); err != nil {
+		return &Error{origin, "registries." + kind, err.Error()}
+	}
+	cut := strings.LastIndex(tail, "_")
+	if cut <= 0 {
+		return &Error{origin, "registries." + kind, "want TAGWATCH_REGISTRY_<KIND>_<NAME>_<VARIABLE>"}
+	}
+	name, variable := tail[:cut], tail[cut+1:]
+	field := "registries." + kind + "." + name
+	if err := checkName(name); err != nil {
+		return &Error{origin, field, err.Error()}
+	}
+	c.setRegistry(registries.Config{Kind: kind, Name: name, Source: registries.SourceFile, Values: registries.Values{variable: val}})
+	if _, seen := c.where[field]; !seen {
+		c.where[field] = origin
+	}
+	c.where[field+"."+variable] = origin
+	return nil
+}

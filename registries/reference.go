@@ -1,0 +1,74 @@
+package registries
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Reference renders every kind's declaration as the README's registry
+// reference (Markdown), so the documentation cannot drift from the code.
+func Reference(cat Catalog) string {
+	var b strings.Builder
+	b.WriteString("| kind | title | anonymous by default |\n|---|---|---|\n")
+	for _, k := range cat.Kinds() {
+		s := cat[k].Spec()
+		def := "no"
+		if s.Default {
+			def = "yes, as `" + k + "." + DefaultName + "`"
+		}
+		fmt.Fprintf(&b, "| [`%s`](#registry-%s) | %s | %s |\n", k, k, s.Title, def)
+	}
+	for _, k := range cat.Kinds() {
+		s := cat[k].Spec()
+		fmt.Fprintf(&b, "\n#### <a id=\"registry-%s\"></a>`%s`: %s\n\n%s\n\n", k, k, s.Title, s.Description)
+		b.WriteString("| variable | required | secret | description | supported values | when missing |\n|---|---|---|---|---|---|\n")
+		for _, v := range s.Variables {
+			req := ""
+			if v.Required {
+				req = "yes"
+			}
+			sec := ""
+			if v.Secret {
+				sec = "yes"
+			}
+			desc := v.Description
+			if v.AliasOf != "" {
+				desc += " (deprecated alias of `" + v.AliasOf + "`)"
+			}
+			fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s | %s |\n", v.Name, req, sec, desc, v.Supported, v.Default)
+		}
+		if len(s.Rules) > 0 {
+			b.WriteString("\nRules: ")
+			var rules []string
+			for _, r := range s.Rules {
+				if len(r.Needs) > 0 {
+					rules = append(rules, fmt.Sprintf("`%s` needs `%s`", r.If, strings.Join(r.Needs, "`, `")))
+				}
+				if len(r.Excludes) > 0 {
+					rules = append(rules, fmt.Sprintf("`%s` excludes `%s`", r.If, strings.Join(r.Excludes, "`, `")))
+				}
+			}
+			b.WriteString(strings.Join(rules, "; ") + ".\n")
+		}
+		if len(s.Example) > 0 {
+			keys := make([]string, 0, len(s.Example))
+			for key := range s.Example {
+				keys = append(keys, key)
+			}
+			sort.Strings(keys)
+			name := "main"
+			if k == "custom" {
+				name = "shpcr"
+			}
+			fmt.Fprintf(&b, "\n```yaml\nregistries:\n  %s:\n    %s:\n", k, name)
+			for _, key := range keys {
+				fmt.Fprintf(&b, "      %s: %q\n", key, s.Example[key])
+			}
+			b.WriteString("```\n")
+			prefix := "TAGWATCH_REGISTRY_" + strings.ToUpper(k) + "_" + strings.ToUpper(name) + "_"
+			fmt.Fprintf(&b, "\nor in the environment: `%s%s=…` (add `_FILE` to read the value from a file).\n", prefix, strings.ToUpper(keys[0]))
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,53 @@
+package registries
+
+import (
+	"net/http"
+	"testing"
+	"time"
+)
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		header  string
+		attempt int
+		want    time.Duration
+		ok      bool
+	}{
+		{"", 0, time.Second, true},
+		{"", 2, 4 * time.Second, true},
+		{"3", 0, 3 * time.Second, true},
+		{" 0 ", 1, 0, true},
+		{"-1", 0, 0, false},
+		{now.Add(7 * time.Second).Format(http.TimeFormat), 0, 7 * time.Second, true},
+		{now.Add(-time.Minute).Format(http.TimeFormat), 0, 0, true},
+		{"soon", 0, 0, false},
+	}
+	for _, tt := range tests {
+		got, ok := retryAfter(tt.header, tt.attempt, now)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("retryAfter(%q, %d) = %v, %v; want %v, %v", tt.header, tt.attempt, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestParseRateLimit(t *testing.T) {
+	tests := []struct {
+		in     string
+		n      int
+		window time.Duration
+		ok     bool
+	}{
+		{"100;w=21600", 100, 6 * time.Hour, true},
+		{"76;w=21600", 76, 6 * time.Hour, true},
+		{"200", 200, 0, true},
+		{"", 0, 0, false},
+		{"lots", 0, 0, false},
+	}
+	for _, tt := range tests {
+		n, w, ok := parseRateLimit(tt.in)
+		if n != tt.n || w != tt.window || ok != tt.ok {
+			t.Errorf("parseRateLimit(%q) = %d, %v, %v; want %d, %v, %v", tt.in, n, w, ok, tt.n, tt.window, tt.ok)
+		}
+	}
+}
