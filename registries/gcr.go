@@ -2,6 +2,7 @@ package registries
 
 import (
 	"context"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"net/http"
@@ -90,8 +91,11 @@ func checkPrivateKey(b []byte) error {
 	if block == nil {
 		return authError("is not a PEM private key (copy private_key from the key file, BEGIN and END lines included)")
 	}
-	if _, err := x509.ParsePKCS8PrivateKey(block.Bytes); err == nil {
-		return nil
+	// PKCS#8 also holds EC and Ed25519 keys, which the RS256 JWT cannot use.
+	if k, err := x509.ParsePKCS8PrivateKey(block.Bytes); err == nil {
+		if _, ok := k.(*rsa.PrivateKey); ok {
+			return nil
+		}
 	}
 	if _, err := x509.ParsePKCS1PrivateKey(block.Bytes); err == nil {
 		return nil

@@ -59,7 +59,12 @@ type gitlabKeychain struct {
 // Resolve gives each repository its own authenticator: a GitLab registry
 // JWT is scoped to one repository.
 func (k *gitlabKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
-	path := strings.TrimPrefix(r.String(), r.RegistryStr()+"/")
+	// A registry (Instance.Test without a repository) gets a JWT without a
+	// scope, as docker login asks for one: it opens /v2/ and nothing else.
+	path := ""
+	if s := r.String(); s != r.RegistryStr() {
+		path = strings.TrimPrefix(s, r.RegistryStr()+"/")
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if a, ok := k.byRepo[path]; ok {
@@ -97,9 +102,11 @@ func (a *gitlabAuth) AuthorizationContext(ctx context.Context) (*authn.AuthConfi
 func (a *gitlabAuth) fetch(ctx context.Context) error {
 	q := url.Values{
 		"service":       {"container_registry"},
-		"scope":         {"repository:" + a.repo + ":pull"},
 		"client_id":     {"tagwatch"},
 		"offline_token": {"false"},
+	}
+	if a.repo != "" {
+		q.Set("scope", "repository:"+a.repo+":pull")
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.k.authURL+"/jwt/auth?"+q.Encode(), nil)
 	if err != nil {

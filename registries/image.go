@@ -2,6 +2,7 @@ package registries
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -22,12 +23,19 @@ type Image struct {
 	Digest string
 }
 
+// pathComponent is one component of a repository path in Docker's reference
+// grammar; go-containerregistry checks only the characters, not their order.
+var pathComponent = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
+
 // ParseImage normalizes a reference the way Docker does. A reference pinned
 // as repo:tag@sha256:… keeps both its tag and its digest.
 func ParseImage(s string) (Image, error) {
 	in := strings.TrimSpace(s)
 	if in == "" {
 		return Image{}, fmt.Errorf("empty image reference")
+	}
+	if strings.Contains(in, "://") {
+		return Image{}, fmt.Errorf("image %q: write the reference without a scheme (no http:// or https://)", s)
 	}
 	base, digest, pinned := strings.Cut(in, "@")
 	if pinned {
@@ -39,9 +47,18 @@ func ParseImage(s string) (Image, error) {
 	if err != nil {
 		return Image{}, fmt.Errorf("image %q: %w", s, err)
 	}
-	host := tag.RegistryStr()
-	if host == name.DefaultRegistry {
+	// Host names are case-insensitive; one spelling keeps one instance and
+	// one watch per repository.
+	host := strings.ToLower(tag.RegistryStr())
+	switch host {
+	case name.DefaultRegistry, "registry-1.docker.io", "registry.hub.docker.com":
+		// Docker Hub's other names: one repository, one watch.
 		host = DockerHub
+	}
+	for _, c := range strings.Split(tag.RepositoryStr(), "/") {
+		if !pathComponent.MatchString(c) {
+			return Image{}, fmt.Errorf("image %q: repository path component %q must be lowercase letters and digits separated by '.', '_', '__' or '-'", s, c)
+		}
 	}
 	return Image{
 		Given:      s,

@@ -97,6 +97,12 @@ func Open(cat Catalog, c Config, o Options) (*Instance, error) {
 	}
 	stats := &Stats{}
 	rt := &instrumented{next: base, stats: stats, pings: newPingCache(10 * time.Minute), maxWait: time.Minute}
+	// A configured url's scheme is the admin's word; an implicit instance's
+	// "https://" is a guess, and go-containerregistry's fallback to http
+	// is what lets it reach a plain-HTTP registry on a private address.
+	if u, _ := parseURL(vals["url"]); u != nil && c.Source != SourceImplicit {
+		rt.scheme, rt.host = u.Scheme, u.Host
+	}
 	keys, err := p.Keychain(vals, rt)
 	if err != nil {
 		var fe *FieldError
@@ -306,7 +312,7 @@ func (in *Instance) Test(ctx context.Context, host, repository string) error {
 	if err != nil {
 		return in.explain(img, "connect", err)
 	}
-	res.Body.Close()
+	defer res.Body.Close() // CheckError reads the body for the registry's message
 	if err := transport.CheckError(res, http.StatusOK); err != nil {
 		return in.explain(img, "connect", err)
 	}

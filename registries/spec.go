@@ -156,15 +156,20 @@ func (s Spec) Validate(id string, in Values) (Values, error) {
 	}
 
 	for _, decl := range s.Variables {
-		if !decl.Required || out.Has(decl.Name) || s.waived(decl.Name, out) {
+		if !decl.Required || out.Has(decl.Name) || s.waived(decl.Name, out) || errs.about(decl.Name) {
 			continue
 		}
 		fail(decl.Name, "is required")
 	}
 
-	if u := out["url"]; u != "" {
-		if _, err := parseURL(u); err != nil {
-			fail("url", "%v", err)
+	for _, name := range []string{"url", "authurl"} {
+		if u := out[name]; u != "" {
+			if pu, err := parseURL(u); err != nil {
+				fail(name, "%v", err)
+			} else if pu.User != nil {
+				// It would be shown wherever the url is, and never be used.
+				fail(name, "must not hold credentials; set them in their own variables")
+			}
 		}
 	}
 	if v, ok := out["insecure"]; ok {
@@ -176,6 +181,17 @@ func (s Spec) Validate(id string, in Values) (Values, error) {
 		return nil, errs
 	}
 	return out, nil
+}
+
+// about reports whether a variable already has an error: a password that
+// "must be defined when login is defined" need not also be "required".
+func (e ValidationError) about(name string) bool {
+	for _, fe := range e {
+		if fe.Variable == name {
+			return true
+		}
+	}
+	return false
 }
 
 // waived reports whether a required variable is excused because an

@@ -48,14 +48,14 @@ func tlsTransport(shared *http.Transport, v Values) (*http.Transport, error) {
 	if f := v["cafile"]; f != "" {
 		pem, err := os.ReadFile(f)
 		if err != nil {
-			return nil, fmt.Errorf("cafile: %w", err)
+			return nil, err
 		}
 		pool, err := x509.SystemCertPool()
 		if err != nil {
 			pool = x509.NewCertPool()
 		}
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("cafile: %s holds no PEM certificate", f)
+			return nil, fmt.Errorf("%s holds no PEM certificate", f)
 		}
 		cfg.RootCAs = pool
 	}
@@ -176,6 +176,13 @@ type instrumented struct {
 	next  http.RoundTripper
 	stats *Stats
 	pings *pingCache
+	// scheme, when set, is the one the instance's url names for host:
+	// requests to host go there by it alone. go-containerregistry tries
+	// https then http for loopback and private addresses whatever the url
+	// says: that costs a failed https ping per repository on an http
+	// registry, and falls back to plain HTTP (credentials in clear, a
+	// confusing 400) when an https one fails certificate checks.
+	scheme, host string
 	// maxWait caps how long one Retry-After is honoured; a registry asking
 	// for more gets its 429 passed on as an error for this image.
 	maxWait time.Duration
@@ -188,6 +195,10 @@ type instrumented struct {
 const maxRetries = 4
 
 func (t *instrumented) RoundTrip(r *http.Request) (*http.Response, error) {
+	if t.scheme != "" && r.URL.Scheme != t.scheme && strings.EqualFold(r.URL.Host, t.host) {
+		r = r.Clone(r.Context())
+		r.URL.Scheme = t.scheme
+	}
 	class := classify(r)
 	if class == RequestPing && r.Method == http.MethodGet && r.Header.Get("Authorization") == "" {
 		if res, ok := t.pings.get(r); ok {

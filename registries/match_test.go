@@ -1,0 +1,225 @@
+package registries_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/tagwatch/tagwatch/registries"
+)
+
+const testDigest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+// matchSets returns a Set of the defaults only, and one holding the defaults
+// plus a configured instance of every kind that serves hosts of its own.
+// Nothing goes on the wire: Open fetches no token.
+func matchSets(t *testing.T) (defaults, full *registries.Set) {
+	t.Helper()
+	cat := registries.DefaultCatalog()
+	defaults, err := registries.NewSet(cat, nil, localOptions())
+	if err != nil {
+		t.Fatalf("NewSet(defaults): %v", err)
+	}
+	file := registries.SourceFile
+	full, err = registries.NewSet(cat, []registries.Config{
+		{Kind: "custom", Name: "shpcr", Source: file, Values: registries.Values{"url": "http://reg.example.com:5000", "login": "seller", "password": "pw"}},
+		{Kind: "custom", Name: "local", Source: file, Values: registries.Values{"url": "http://127.0.0.1:5000"}},
+		{Kind: "gitlab", Name: "main", Source: file, Values: registries.Values{"url": "https://registry.gitlab.example.com", "authurl": "https://gitlab.example.com", "token": "glpat-x"}},
+		{Kind: "gitea", Name: "main", Source: file, Values: registries.Values{"url": "https://gitea.example.com", "login": "admin", "password": "pw"}},
+		{Kind: "forgejo", Name: "codeberg", Source: registries.SourceUI, Values: registries.Values{"url": "https://codeberg.org", "login": "me", "password": "pw"}},
+		{Kind: "acr", Name: "main", Source: file, Values: registries.Values{"clientid": "11111111-2222-3333-4444-555555555555", "clientsecret": "s"}},
+		{Kind: "ecr", Name: "prod", Source: file, Values: registries.Values{"region": "eu-west-1", "accesskey": "AKIAIOSFODNN7EXAMPLE", "secretaccesskey": "s"}},
+		{Kind: "lscr", Name: "main", Source: file, Values: registries.Values{"username": "octocat", "token": "ghp_x"}},
+		{Kind: "hub", Name: "mine", Source: file, Values: registries.Values{"login": "johndoe", "password": "dckr_pat_x"}},
+	}, localOptions())
+	if err != nil {
+		t.Fatalf("NewSet(full): %v", err)
+	}
+	return defaults, full
+}
+
+func TestMatchResolve(t *testing.T) {
+	defaults, full := matchSets(t)
+	const (
+		def  = registries.SourceDefault
+		file = registries.SourceFile
+		ui   = registries.SourceUI
+		impl = registries.SourceImplicit
+	)
+	tests := []struct {
+		defaultsOnly bool
+		ref          string
+		want         string // normalized String()
+		id           string // instance ID
+		source       registries.Source
+		tag, digest  string // checked when set
+	}{
+		// Docker Hub: short names, the docker.io spellings, a configured hub
+		// before hub.public.
+		{defaultsOnly: true, ref: "nginx", want: "docker.io/library/nginx:latest", id: "hub.public", source: def, tag: "latest"},
+		{ref: "nginx", want: "docker.io/library/nginx:latest", id: "hub.mine", source: file},
+		{ref: "docker.io/nginx:1.25", want: "docker.io/library/nginx:1.25", id: "hub.mine", source: file, tag: "1.25"},
+		{ref: "index.docker.io/library/nginx", want: "docker.io/library/nginx:latest", id: "hub.mine", source: file},
+		{defaultsOnly: true, ref: "docker.io/library/nginx:1.27-alpine", want: "docker.io/library/nginx:1.27-alpine", id: "hub.public", source: def},
+		{ref: "user/app", want: "docker.io/user/app:latest", id: "hub.mine", source: file},
+		{ref: "  library/redis:7.4  ", want: "docker.io/library/redis:7.4", id: "hub.mine", source: file},
+		{ref: "registry-1.docker.io/library/redis:7", want: "docker.io/library/redis:7", id: "hub.mine", source: file},
+		// GHCR, LSCR (configured only), Quay, Google.
+		{ref: "ghcr.io/o/r:tag", want: "ghcr.io/o/r:tag", id: "ghcr.public", source: def},
+		{ref: "lscr.io/linuxserver/sonarr", want: "lscr.io/linuxserver/sonarr:latest", id: "lscr.main", source: file},
+		{defaultsOnly: true, ref: "lscr.io/linuxserver/sonarr:4.0.0", want: "lscr.io/linuxserver/sonarr:4.0.0", id: "custom.lscr.io", source: impl},
+		{ref: "quay.io/prometheus/node-exporter:v1.8.2", want: "quay.io/prometheus/node-exporter:v1.8.2", id: "quay.public", source: def},
+		{ref: "gcr.io/distroless/static:nonroot", want: "gcr.io/distroless/static:nonroot", id: "gcr.public", source: def},
+		{ref: "eu.gcr.io/my-project/app:1", want: "eu.gcr.io/my-project/app:1", id: "gcr.public", source: def},
+		{ref: "europe-west1-docker.pkg.dev/p/r/i:1", want: "europe-west1-docker.pkg.dev/p/r/i:1", id: "gcr.public", source: def},
+		// ECR: a configured region serves its region only; the anonymous
+		// default takes every other private registry and public.ecr.aws.
+		{ref: "123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:1", want: "123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:1", id: "ecr.prod", source: file},
+		{ref: "123456789012.dkr.ecr-fips.eu-west-1.amazonaws.com/team/app:1", want: "123456789012.dkr.ecr-fips.eu-west-1.amazonaws.com/team/app:1", id: "ecr.prod", source: file},
+		{ref: "123456789012.dkr.ecr.us-east-1.amazonaws.com/app:1", want: "123456789012.dkr.ecr.us-east-1.amazonaws.com/app:1", id: "ecr.public", source: def},
+		{ref: "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/app", want: "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/app:latest", id: "ecr.public", source: def},
+		{defaultsOnly: true, ref: "123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:1", want: "123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:1", id: "ecr.public", source: def},
+		{ref: "public.ecr.aws/nginx/nginx:1.27", want: "public.ecr.aws/nginx/nginx:1.27", id: "ecr.public", source: def},
+		{ref: "12345.dkr.ecr.eu-west-1.amazonaws.com/app", want: "12345.dkr.ecr.eu-west-1.amazonaws.com/app:latest", id: "custom.12345.dkr.ecr.eu-west-1.amazonaws.com", source: impl},
+		// ACR, any case.
+		{ref: "myreg.azurecr.io/team/app:2", want: "myreg.azurecr.io/team/app:2", id: "acr.main", source: file},
+		{ref: "MYREG.AZURECR.IO/team/app:2", want: "myreg.azurecr.io/team/app:2", id: "acr.main", source: file},
+		{defaultsOnly: true, ref: "myreg.azurecr.io/team/app", want: "myreg.azurecr.io/team/app:latest", id: "custom.myreg.azurecr.io", source: impl},
+		// Kinds with a url serve exactly that host and port.
+		{ref: "reg.example.com:5000/team/app:1.0", want: "reg.example.com:5000/team/app:1.0", id: "custom.shpcr", source: file},
+		{ref: "REG.Example.COM:5000/team/app", want: "reg.example.com:5000/team/app:latest", id: "custom.shpcr", source: file},
+		{ref: "reg.example.com:5001/team/app", want: "reg.example.com:5001/team/app:latest", id: "custom.reg.example.com:5001", source: impl},
+		{ref: "reg.example.com/team/app", want: "reg.example.com/team/app:latest", id: "custom.reg.example.com", source: impl},
+		{ref: "127.0.0.1:5000/team/app:3", want: "127.0.0.1:5000/team/app:3", id: "custom.local", source: file},
+		{ref: "127.0.0.1:5001/team/app", want: "127.0.0.1:5001/team/app:latest", id: "custom.127.0.0.1:5001", source: impl},
+		{ref: "localhost:5000/x", want: "localhost:5000/x:latest", id: "custom.localhost:5000", source: impl},
+		{ref: "[::1]:5000/x:1", want: "[::1]:5000/x:1", id: "custom.[::1]:5000", source: impl},
+		{ref: "registry.gitlab.example.com/group/project/image:v1", want: "registry.gitlab.example.com/group/project/image:v1", id: "gitlab.main", source: file},
+		{ref: "gitea.example.com/owner/app:1.2", want: "gitea.example.com/owner/app:1.2", id: "gitea.main", source: file},
+		{ref: "codeberg.org/owner/app", want: "codeberg.org/owner/app:latest", id: "forgejo.codeberg", source: ui},
+		{ref: "mcr.microsoft.com/dotnet/runtime:8.0", want: "mcr.microsoft.com/dotnet/runtime:8.0", id: "custom.mcr.microsoft.com", source: impl},
+		// Pinned references keep both the tag and the digest.
+		{ref: "nginx:1.25@" + testDigest, want: "docker.io/library/nginx:1.25@" + testDigest, id: "hub.mine", source: file, tag: "1.25", digest: testDigest},
+		{ref: "ghcr.io/o/r:v2@" + testDigest, want: "ghcr.io/o/r:v2@" + testDigest, id: "ghcr.public", source: def, tag: "v2", digest: testDigest},
+		{ref: "myreg.azurecr.io/team/app:2@" + testDigest, want: "myreg.azurecr.io/team/app:2@" + testDigest, id: "acr.main", source: file, tag: "2", digest: testDigest},
+	}
+	if len(tests) < 35 {
+		t.Fatalf("only %d references", len(tests))
+	}
+	for _, tt := range tests {
+		set, setName := full, "full"
+		if tt.defaultsOnly {
+			set, setName = defaults, "defaults"
+		}
+		t.Run(setName+"/"+tt.ref, func(t *testing.T) {
+			img, err := registries.ParseImage(tt.ref)
+			if err != nil {
+				t.Fatalf("ParseImage(%q): %v", tt.ref, err)
+			}
+			if got := img.String(); got != tt.want {
+				t.Errorf("ParseImage(%q).String() = %q; want %q", tt.ref, got, tt.want)
+			}
+			if img.Given != tt.ref {
+				t.Errorf("Given = %q; want the reference as written", img.Given)
+			}
+			if tt.tag != "" && img.Tag != tt.tag {
+				t.Errorf("Tag = %q; want %q", img.Tag, tt.tag)
+			}
+			if img.Digest != tt.digest {
+				t.Errorf("Digest = %q; want %q", img.Digest, tt.digest)
+			}
+			in, err := set.Resolve(img)
+			if err != nil {
+				t.Fatalf("Resolve(%s): %v", img, err)
+			}
+			if in.ID() != tt.id || in.Source != tt.source {
+				t.Errorf("Resolve(%s) = %s (%s); want %s (%s)", img, in.ID(), in.Source, tt.id, tt.source)
+			}
+			if tt.source == impl {
+				if !in.Anonymous() || in.Kind != "custom" || in.Host() != img.Host {
+					t.Errorf("implicit instance %s: anonymous %v, kind %s, host %q; want an anonymous custom for %q", in.ID(), in.Anonymous(), in.Kind, in.Host(), img.Host)
+				}
+			}
+		})
+	}
+}
+
+func TestMatchBadReferences(t *testing.T) {
+	tests := []struct{ ref, want string }{
+		{"", "empty image reference"},
+		{"   ", "empty image reference"},
+		{"nginx:", "must specify a tag name"},
+		{"ghcr.io/o/r:bad tag", "tag can only contain"},
+		{"UPPER/app", "repository can only contain"},
+		{"https://ghcr.io/o/r", "without a scheme"},
+		{"ghcr.io/o/r@sha256:abc", "bad digest"},
+		{"nginx@md5:0123", "bad digest"},
+		{"-nginx", `path component "-nginx"`},
+		{"ghcr.io//x", `path component ""`},
+		{"ghcr.io/o/r/", `path component ""`},
+		{"nginx:tag:tag", "repository can only contain"},
+	}
+	for _, tt := range tests {
+		img, err := registries.ParseImage(tt.ref)
+		if err == nil {
+			t.Errorf("ParseImage(%q) = %s; want an error", tt.ref, img)
+			continue
+		}
+		if !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("ParseImage(%q) error %q; want it to mention %q", tt.ref, err, tt.want)
+		}
+	}
+}
+
+func TestResolveImplicitReused(t *testing.T) {
+	_, full := matchSets(t)
+	first, err := full.Resolve(mustParse(t, "reg.example.com:5001/a/b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another repository of the same host, spelled in capitals.
+	again, err := full.Resolve(mustParse(t, "REG.EXAMPLE.COM:5001/c/d:1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first != again {
+		t.Errorf("two images of reg.example.com:5001 got two implicit instances; tokens would not be shared")
+	}
+	other, err := full.Resolve(mustParse(t, "reg.example.com:5002/a/b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other == first {
+		t.Errorf("another port got the same implicit instance")
+	}
+	// Implicit instances are not among the configured or default ones.
+	for _, in := range full.Instances() {
+		if in.Source == registries.SourceImplicit {
+			t.Errorf("Instances() lists implicit %s", in.ID())
+		}
+	}
+}
+
+func TestResolveConfiguredBeforeDefault(t *testing.T) {
+	_, full := matchSets(t)
+	ins := full.Instances()
+	seenDefault := false
+	for _, in := range ins {
+		if in.Source == registries.SourceDefault {
+			seenDefault = true
+		} else if seenDefault {
+			t.Errorf("configured %s listed after a default instance", in.ID())
+		}
+	}
+	if _, ok := full.Instance("hub", "public"); !ok {
+		t.Errorf("hub.public is gone once another hub instance is configured")
+	}
+}
+
+func mustParse(t *testing.T, ref string) registries.Image {
+	t.Helper()
+	img, err := registries.ParseImage(ref)
+	if err != nil {
+		t.Fatalf("ParseImage(%q): %v", ref, err)
+	}
+	return img
+}

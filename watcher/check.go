@@ -1,0 +1,282 @@
+package watcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/tagwatch/tagwatch/registries"
+)
+
+// Target is one image to check: a reference, the digest in use when known,
+// and its options.
+type Target struct {
+	Image registries.Image
+	// Digest is the digest in use: pinned in the reference, or what the
+	// Docker engine pulled (RepoDigests). Empty when unknown.
+	Digest string
+	// Pinned says the digest was written in the reference: the admin asked
+	// for that exact image, so a change behind the tag is always reported
+	// unless digest watching is turned off explicitly.
+	Pinned   bool
+	Platform v1.Platform
+	Options  TagOptions
+}
+
+// Result is what one check of one image found. Its JSON form is the
+// contract of `tagwatch check --json` and of the API.
+type Result struct {
+	Image        string     `json:"image"`     // as given
+	Reference    string     `json:"reference"` // normalized
+	Registry     string     `json:"registry"`  // kind.name
+	Tag          string     `json:"tag"`
+	Digest       string     `json:"digest"` // in use (pinned or pulled), else behind the tag now
+	LatestTag    string     `json:"latestTag"`
+	LatestDigest string     `json:"latestDigest"` // behind latestTag now
+	Update       UpdateKind `json:"update"`
+	Error        string     `json:"error"`
+	CheckedAt    time.Time  `json:"checkedAt"`
+}
+
+// Checker checks targets against their registries. A Checker is cheap; one
+// Run is one cycle, and within a cycle each repository's tags are listed once
+// and each repository:tag is read once, however many targets share them.
+type Checker struct {
+	// Registries returns the running registry set; it is read once per Run so
+	// a settings change applies from the next cycle on.
+	Registries func() *registries.Set
+	// Workers bounds the checks in flight (default: 4 per CPU).
+	Workers int
+	// PerRegistry bounds the requests in flight to one registry instance (default 4).
+	PerRegistry int
+	// Progress, when set, is told how many targets are done after each one.
+	Progress func(done int)
+}
+
+// Run checks every target and returns one result per target, in order.
+// A failed target carries its error; the others go on.
+func (c *Checker) Run(ctx context.Context, targets []Target) []Result {
+	cy := &cycle{
+		set:    c.Registries(),
+		tags:   newMemo[[]string](),
+		heads:  newMemo[registries.Descriptor](),
+		plats:  newMemo[string](),
+		limits: map[string]chan struct{}{},
+		per:    c.PerRegistry,
+	}
+	if cy.per <= 0 {
+		cy.per = 4
+	}
+	workers := c.Workers
+	if workers <= 0 {
+		workers = 4 * runtime.NumCPU()
+	}
+	results := make([]Result, len(targets))
+	var done atomic.Int64
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for range min(workers, len(targets)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				results[i] = cy.check(ctx, targets[i])
+				if n := done.Add(1); c.Progress != nil {
+					c.Progress(int(n))
+				}
+			}
+		}()
+	}
+	for i := range targets {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	return results
+}
+
+type cycle struct {
+	set   *registries.Set
+	tags  *memo[[]string]
+	heads *memo[registries.Descriptor]
+	plats *memo[string]
+
+	mu     sync.Mutex
+	limits map[string]chan struct{}
+	per    int
+}
+
+// limit takes a slot of the instance's concurrency budget.
+func (cy *cycle) limit(in *registries.Instance) func() {
+	cy.mu.Lock()
+	ch, ok := cy.limits[in.ID()]
+	if !ok {
+		ch = make(chan struct{}, cy.per)
+		cy.limits[in.ID()] = ch
+	}
+	cy.mu.Unlock()
+	ch <- struct{}{}
+	return func() { <-ch }
+}
+
+func (cy *cycle) check(ctx context.Context, t Target) Result {
+	img := t.Image
+	r := Result{
+		Image:     img.Given,
+		Reference: img.String(),
+		Tag:       img.Tag,
+		Digest:    t.Digest,
+		Update:    UpdateUnknown,
+		CheckedAt: time.Now().UTC(),
+	}
+	if r.Image == "" {
+		r.Image = r.Reference
+	}
+	in, err := cy.set.Resolve(img)
+	if err != nil {
+		r.Error = err.Error()
+		return r
+	}
+	r.Registry = in.ID()
+
+	tags, err := cy.tags.do(in.ID()+" "+img.Name(), func() ([]string, error) {
+		defer cy.limit(in)()
+		return in.Tags(ctx, img)
+	})
+	if err != nil {
+		r.Error = err.Error()
+		return r
+	}
+	dec := Decide(img.Tag, tags, t.Options)
+
+	now, err := cy.head(ctx, in, img, img.Tag)
+	if err != nil {
+		r.Error = err.Error()
+		return r
+	}
+	if r.Digest == "" {
+		r.Digest = now.Digest
+	}
+	r.LatestTag, r.LatestDigest, r.Update = img.Tag, now.Digest, UpdateNone
+
+	if dec.Kind != UpdateNone && dec.Tag != img.Tag {
+		latest, err := cy.head(ctx, in, img, dec.Tag)
+		if err != nil {
+			r.Error = err.Error()
+			r.Update = UpdateUnknown
+			return r
+		}
+		r.LatestTag, r.LatestDigest, r.Update = dec.Tag, latest.Digest, dec.Kind
+		return r
+	}
+
+	watch := dec.WatchDigest || (t.Pinned && t.Options.Digest == nil)
+	if !watch || t.Digest == "" || t.Digest == now.Digest {
+		return r
+	}
+	changed, err := cy.platformChanged(ctx, in, img, t, now.Digest)
+	if err != nil {
+		r.Error = err.Error()
+		r.Update = UpdateUnknown
+		return r
+	}
+	if changed {
+		r.Update = UpdateDigest
+	}
+	return r
+}
+
+func (cy *cycle) head(ctx context.Context, in *registries.Instance, img registries.Image, tag string) (registries.Descriptor, error) {
+	return cy.heads.do(in.ID()+" "+img.Name()+":"+tag, func() (registries.Descriptor, error) {
+		defer cy.limit(in)()
+		return in.Head(ctx, img, tag)
+	})
+}
+
+// platformChanged compares what the target's platform gets from the digest in
+// use and from the tag now. An index digest differs from the platform
+// manifest digest an engine may report, and an index is rebuilt when any
+// platform changes; only a change of this platform's manifest is an update.
+func (cy *cycle) platformChanged(ctx context.Context, in *registries.Instance, img registries.Image, t Target, now string) (bool, error) {
+	p := t.Platform
+	if p.OS == "" {
+		p = v1.Platform{OS: "linux", Architecture: "amd64"}
+	}
+	resolve := func(d string) (string, error) {
+		return cy.plats.do(in.ID()+" "+img.Name()+"@"+d+" "+p.String(), func() (string, error) {
+			defer cy.limit(in)()
+			return in.PlatformDigest(ctx, img, d, p)
+		})
+	}
+	newer, err := resolve(now)
+	if err != nil {
+		return false, err
+	}
+	if newer == t.Digest {
+		return false, nil // the digest in use is this platform's manifest, still current
+	}
+	older, err := resolve(t.Digest)
+	if err != nil {
+		// The registry no longer has the manifest in use: it was replaced.
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return false, err
+		}
+		return true, nil
+	}
+	return older != newer, nil
+}
+
+// memo runs a function once per key for the life of a cycle; concurrent
+// callers of the same key wait for the one call in flight.
+type memo[V any] struct {
+	mu sync.Mutex
+	m  map[string]*memoEntry[V]
+}
+
+type memoEntry[V any] struct {
+	done chan struct{}
+	v    V
+	err  error
+}
+
+func newMemo[V any]() *memo[V] { return &memo[V]{m: map[string]*memoEntry[V]{}} }
+
+func (m *memo[V]) do(key string, f func() (V, error)) (V, error) {
+	m.mu.Lock()
+	e, ok := m.m[key]
+	if !ok {
+		e = &memoEntry[V]{done: make(chan struct{})}
+		m.m[key] = e
+		m.mu.Unlock()
+		e.v, e.err = f()
+		close(e.done)
+		return e.v, e.err
+	}
+	m.mu.Unlock()
+	<-e.done
+	return e.v, e.err
+}
+
+// String is a one-line human summary of a result.
+func (r Result) String() string {
+	if r.Error != "" {
+		return fmt.Sprintf("%s\t%s\terror: %s", r.Image, r.Registry, r.Error)
+	}
+	if r.Update == UpdateNone {
+		return fmt.Sprintf("%s\t%s\tup to date (%s)", r.Image, r.Registry, short(r.Digest))
+	}
+	return fmt.Sprintf("%s\t%s\t%s update: %s → %s (%s)", r.Image, r.Registry, r.Update, r.Tag, r.LatestTag, short(r.LatestDigest))
+}
+
+func short(d string) string {
+	if len(d) > 19 {
+		return d[:19]
+	}
+	return d
+}

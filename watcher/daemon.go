@@ -1,0 +1,433 @@
+package watcher
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"sync"
+	"text/template"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/robfig/cron/v3"
+
+	"github.com/tagwatch/tagwatch/registries"
+	"github.com/tagwatch/tagwatch/store"
+)
+
+// DefaultCron checks every six hours.
+const DefaultCron = "0 */6 * * *"
+
+// Scheduled is a source with its schedule.
+type Scheduled struct {
+	Source Source
+	Cron   string // standard 5-field cron; "" = DefaultCron
+}
+
+// Store is what the daemon needs of the bbolt store.
+type Store interface {
+	Images() ([]store.Image, error)
+	PutImages([]store.Image) error
+	DeleteImages(keys []string) error
+	AppendHistory([]store.HistoryEntry) ([]store.HistoryEntry, error)
+}
+
+// Daemon runs check cycles on schedule and on demand, and keeps their
+// results in the store. One cycle runs at a time.
+type Daemon struct {
+	Sources  []Scheduled
+	Checker  *Checker
+	Store    Store
+	Log      *slog.Logger
+	Platform v1.Platform // default platform for targets that do not say
+	// Jitter is the most a scheduled cycle is delayed at random, so many
+	// tagwatch instances do not hit a registry at the same second.
+	Jitter time.Duration
+	// OnCycle, when set, receives each finished cycle's report (notifiers, metrics).
+	OnCycle func(CycleReport)
+
+	trigger chan struct{}
+	once    sync.Once
+
+	mu     sync.Mutex
+	status Status
+}
+
+// Status is what the UI shows of the daemon.
+type Status struct {
+	Running   bool         `json:"running"`
+	Done      int          `json:"done"`
+	Total     int          `json:"total"`
+	StartedAt time.Time    `json:"startedAt,omitzero"`
+	Last      *CycleReport `json:"last,omitempty"`
+}
+
+// CycleReport sums up one cycle.
+type CycleReport struct {
+	StartedAt time.Time            `json:"startedAt"`
+	Duration  time.Duration        `json:"duration"`
+	Images    int                  `json:"images"`
+	Errors    int                  `json:"errors"`
+	Updates   []store.HistoryEntry `json:"updates"` // newly detected in this cycle
+	Sources   map[string]string    `json:"sources"` // source name → "" or its listing error
+	Aborted   bool                 `json:"aborted"`
+}
+
+func (d *Daemon) init() {
+	d.once.Do(func() {
+		d.trigger = make(chan struct{}, 1)
+		if d.Log == nil {
+			d.Log = slog.Default()
+		}
+	})
+}
+
+// CheckNow asks for a cycle of every source. It returns false when one is
+// already running or asked for: the request joins it rather than starting
+// a second.
+func (d *Daemon) CheckNow() bool {
+	d.init()
+	select {
+	case d.trigger <- struct{}{}:
+		return !d.Status().Running
+	default:
+		return false
+	}
+}
+
+// Status reports the running cycle's progress and the last cycle.
+func (d *Daemon) Status() Status {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.status
+}
+
+// Run checks on start (unless the store shows a recent cycle), then on each
+// source's schedule and on CheckNow, until ctx ends.
+func (d *Daemon) Run(ctx context.Context) error {
+	d.init()
+	scheds := make([]cron.Schedule, len(d.Sources))
+	for i, s := range d.Sources {
+		expr := s.Cron
+		if expr == "" {
+			expr = DefaultCron
+		}
+		sc, err := cron.ParseStandard(expr)
+		if err != nil {
+			return fmt.Errorf("watcher %s: cron %q: %w", s.Source.Name(), expr, err)
+		}
+		scheds[i] = sc
+	}
+	next := make([]time.Time, len(d.Sources))
+	now := time.Now()
+	for i := range next {
+		next[i] = scheds[i].Next(now).Add(d.jitter())
+	}
+	if d.recentlyChecked(now, scheds) {
+		d.Log.Info("skipping the start-up check: the store holds a recent cycle")
+	} else {
+		d.RunCycle(ctx, d.Sources)
+	}
+	for {
+		soonest := time.Time{}
+		for _, t := range next {
+			if soonest.IsZero() || t.Before(soonest) {
+				soonest = t
+			}
+		}
+		var timer <-chan time.Time
+		if !soonest.IsZero() {
+			t := time.NewTimer(time.Until(soonest))
+			defer t.Stop()
+			timer = t.C
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-d.trigger:
+			d.RunCycle(ctx, d.Sources)
+		case <-timer:
+			now := time.Now()
+			var due []Scheduled
+			for i := range next {
+				if !next[i].After(now) {
+					due = append(due, d.Sources[i])
+					next[i] = scheds[i].Next(now).Add(d.jitter())
+				}
+			}
+			d.RunCycle(ctx, due)
+		}
+	}
+}
+
+func (d *Daemon) jitter() time.Duration {
+	if d.Jitter <= 0 {
+		return 0
+	}
+	return rand.N(d.Jitter)
+}
+
+// recentlyChecked reports whether every stored image was checked within the
+// shortest schedule interval: then a restart repeats no work.
+func (d *Daemon) recentlyChecked(now time.Time, scheds []cron.Schedule) bool {
+	imgs, err := d.Store.Images()
+	if err != nil || len(imgs) == 0 || len(scheds) == 0 {
+		return false
+	}
+	interval := time.Duration(1<<63 - 1)
+	for _, s := range scheds {
+		a := s.Next(now)
+		interval = min(interval, s.Next(a).Sub(a))
+	}
+	for _, img := range imgs {
+		if now.Sub(img.LastChecked) > interval {
+			return false
+		}
+	}
+	return true
+}
+
+// RunCycle lists the sources, checks their images and stores the results.
+// When ctx ends mid-cycle, the results already in are stored and the rest
+// abandoned; the store is never left half-written (one transaction).
+func (d *Daemon) RunCycle(ctx context.Context, sources []Scheduled) CycleReport {
+	d.init()
+	rep := CycleReport{StartedAt: time.Now().UTC(), Sources: map[string]string{}}
+	d.setStatus(func(s *Status) { *s = Status{Running: true, StartedAt: rep.StartedAt, Last: s.Last} })
+	defer func() {
+		rep.Duration = time.Since(rep.StartedAt)
+		d.setStatus(func(s *Status) { s.Running = false; s.Last = &rep })
+		if d.OnCycle != nil && !rep.Aborted {
+			d.OnCycle(rep)
+		}
+	}()
+
+	groups := map[string]*group{}
+	var order []string
+	listed := map[string]bool{}
+	for _, sc := range sources {
+		name := sc.Source.Name()
+		found, err := sc.Source.List(ctx)
+		if err != nil {
+			rep.Sources[name] = err.Error()
+			d.Log.Warn("listing images failed; keeping its images as they were", "watcher", name, "err", err)
+			continue
+		}
+		rep.Sources[name] = ""
+		listed[name] = true
+		for _, f := range found {
+			if f.Target.Platform.OS == "" {
+				f.Target.Platform = d.Platform
+			}
+			k := recordKey(f.Target)
+			g, ok := groups[k]
+			if !ok {
+				g = &group{target: f.Target}
+				groups[k] = g
+				order = append(order, k)
+			}
+			g.found = append(g.found, f)
+		}
+	}
+	sort.Strings(order)
+	targets := make([]Target, len(order))
+	for i, k := range order {
+		targets[i] = groups[k].target
+	}
+	d.setStatus(func(s *Status) { s.Total = len(targets) })
+
+	checker := *d.Checker
+	checker.Progress = func(done int) { d.setStatus(func(s *Status) { s.Done = done }) }
+	results := checker.Run(ctx, targets)
+
+	prev := map[string]store.Image{}
+	if imgs, err := d.Store.Images(); err == nil {
+		for _, img := range imgs {
+			prev[img.Key] = img
+		}
+	} else {
+		d.Log.Error("reading the store", "err", err)
+	}
+
+	var records []store.Image
+	var history []store.HistoryEntry
+	seen := map[string]bool{}
+	for i, k := range order {
+		r := results[i]
+		if ctx.Err() != nil && isCanceled(r.Error) {
+			rep.Aborted = true
+			continue // abandoned: keep the previous record
+		}
+		seen[k] = true
+		rec := d.record(k, groups[k], r, prev[k])
+		records = append(records, rec)
+		if r.Error != "" {
+			rep.Errors++
+		}
+		if h, ok := newUpdate(prev[k], rec); ok {
+			history = append(history, h)
+		}
+	}
+	rep.Images = len(records)
+
+	var gone []string
+	for k, img := range prev {
+		if !seen[k] && !rep.Aborted && allListed(img.Where, listed) {
+			gone = append(gone, k)
+		}
+	}
+	if err := d.Store.PutImages(records); err != nil {
+		d.Log.Error("storing results", "err", err)
+		return rep
+	}
+	if len(gone) > 0 {
+		if err := d.Store.DeleteImages(gone); err != nil {
+			d.Log.Error("removing images no longer watched", "err", err)
+		}
+	}
+	if len(history) > 0 {
+		h, err := d.Store.AppendHistory(history)
+		if err != nil {
+			d.Log.Error("recording history", "err", err)
+		}
+		rep.Updates = h
+	}
+	d.Log.Info("cycle done", "images", rep.Images, "errors", rep.Errors, "updates", len(rep.Updates),
+		"duration", time.Since(rep.StartedAt).Round(time.Millisecond), "aborted", rep.Aborted)
+	return rep
+}
+
+type group struct {
+	target Target
+	found  []Found
+}
+
+func (d *Daemon) setStatus(f func(*Status)) {
+	d.mu.Lock()
+	f(&d.status)
+	d.mu.Unlock()
+}
+
+// recordKey names one checked thing: a reference, for one platform, from
+// one digest in use. Containers that share all three share a check.
+func recordKey(t Target) string {
+	k := t.Image.Name() + ":" + t.Image.Tag + " " + t.Platform.String()
+	if t.Digest != "" {
+		k += " " + t.Digest
+	}
+	return k
+}
+
+func (d *Daemon) record(key string, g *group, r Result, prev store.Image) store.Image {
+	rec := store.Image{
+		Key:          key,
+		Image:        r.Image,
+		Reference:    r.Reference,
+		Registry:     r.Registry,
+		Platform:     g.target.Platform.String(),
+		Tag:          r.Tag,
+		Digest:       r.Digest,
+		LatestTag:    r.LatestTag,
+		LatestDigest: r.LatestDigest,
+		Update:       string(r.Update),
+		Error:        r.Error,
+		FirstSeen:    prev.FirstSeen,
+		LastChecked:  r.CheckedAt,
+	}
+	if rec.FirstSeen.IsZero() {
+		rec.FirstSeen = r.CheckedAt
+	}
+	for _, f := range g.found {
+		rec.Where = append(rec.Where, f.Location)
+		if rec.DisplayName == "" {
+			rec.DisplayName = f.DisplayName
+		}
+		if rec.Link == "" && f.LinkTemplate != "" {
+			link, err := renderLink(f.LinkTemplate, g.target.Image, r)
+			if err != nil {
+				d.Log.Warn("link template", "image", r.Reference, "err", err)
+			}
+			rec.Link = link
+		}
+	}
+	if rec.Link == "" {
+		rec.Link = registries.PageURL(g.target.Image)
+	}
+	return rec
+}
+
+// newUpdate says whether a result is an update not recorded before: a new
+// latest tag or digest. The same update found again is not news.
+func newUpdate(prev, now store.Image) (store.HistoryEntry, bool) {
+	switch UpdateKind(now.Update) {
+	case UpdateNone, UpdateUnknown, "":
+		return store.HistoryEntry{}, false
+	}
+	if prev.Update == now.Update && prev.LatestTag == now.LatestTag && prev.LatestDigest == now.LatestDigest {
+		return store.HistoryEntry{}, false
+	}
+	return store.HistoryEntry{
+		At:         now.LastChecked,
+		Key:        now.Key,
+		Reference:  now.Reference,
+		Registry:   now.Registry,
+		Update:     now.Update,
+		FromTag:    now.Tag,
+		ToTag:      now.LatestTag,
+		FromDigest: now.Digest,
+		ToDigest:   now.LatestDigest,
+	}, true
+}
+
+func allListed(where []store.Location, listed map[string]bool) bool {
+	for _, l := range where {
+		if !listed[l.Watcher] {
+			return false
+		}
+	}
+	return true
+}
+
+func isCanceled(msg string) bool {
+	return strings.Contains(msg, context.Canceled.Error()) || strings.Contains(msg, context.DeadlineExceeded.Error())
+}
+
+// LinkData is what a link.template can use: {{.Repository}}, {{.Tag}}, {{.LatestTag}}, …
+type LinkData struct {
+	Host, Repository, Tag, LatestTag, Digest, LatestDigest string
+}
+
+func renderLink(tmpl string, img registries.Image, r Result) (string, error) {
+	t, err := template.New("link").Option("missingkey=error").Parse(tmpl)
+	if err != nil {
+		return "", err
+	}
+	var b bytes.Buffer
+	err = t.Execute(&b, LinkData{Host: img.Host, Repository: img.Repository, Tag: r.Tag, LatestTag: r.LatestTag, Digest: r.Digest, LatestDigest: r.LatestDigest})
+	if err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
+
+// ParseLinkTemplate checks a link template at load time.
+func ParseLinkTemplate(s string) error {
+	_, err := template.New("link").Parse(s)
+	if err != nil {
+		return errors.New("link.template: " + err.Error())
+	}
+	return nil
+}
+
+func parsePlatform(s string) (v1.Platform, error) {
+	p, err := v1.ParsePlatform(s)
+	if err != nil {
+		return v1.Platform{}, fmt.Errorf("platform %q: %w", s, err)
+	}
+	return *p, nil
+}

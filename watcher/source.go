@@ -1,0 +1,64 @@
+package watcher
+
+import (
+	"context"
+
+	"github.com/tagwatch/tagwatch/registries"
+	"github.com/tagwatch/tagwatch/store"
+)
+
+// A Source lists the images to watch: a Docker engine, or the config
+// file's images: list.
+type Source interface {
+	Name() string
+	List(ctx context.Context) ([]Found, error)
+}
+
+// Found is one image a source watches, with where it runs.
+type Found struct {
+	Target       Target
+	Location     store.Location
+	DisplayName  string // tagwatch.display.name
+	LinkTemplate string // tagwatch.link.template
+}
+
+// StaticSource is the config file's images: list, for images that run
+// where tagwatch cannot look.
+type StaticSource struct {
+	Images []StaticImage
+}
+
+// StaticImage is one entry of the list, already validated.
+type StaticImage struct {
+	Image        registries.Image
+	Options      TagOptions
+	Platform     string // os/arch; empty: the daemon's default
+	DisplayName  string
+	LinkTemplate string
+}
+
+// StaticWatcher is the watcher name of the config list's images.
+const StaticWatcher = "config"
+
+func (StaticSource) Name() string { return StaticWatcher }
+
+func (s StaticSource) List(context.Context) ([]Found, error) {
+	out := make([]Found, 0, len(s.Images))
+	for _, img := range s.Images {
+		t := Target{Image: img.Image, Digest: img.Image.Digest, Pinned: img.Image.Digest != "", Options: img.Options}
+		if img.Platform != "" {
+			p, err := parsePlatform(img.Platform)
+			if err != nil {
+				return nil, err
+			}
+			t.Platform = p
+		}
+		out = append(out, Found{
+			Target:       t,
+			Location:     store.Location{Watcher: StaticWatcher},
+			DisplayName:  img.DisplayName,
+			LinkTemplate: img.LinkTemplate,
+		})
+	}
+	return out, nil
+}
