@@ -213,12 +213,19 @@ func (d *Daemon) RunCycle(ctx context.Context, sources []Scheduled) CycleReport 
 	for _, sc := range sources {
 		name := sc.Source.Name()
 		found, err := sc.Source.List(ctx)
-		if err != nil {
+		var bad ContainerErrors
+		switch {
+		case errors.As(err, &bad):
+			// The engine answered; only some containers can't be watched.
+			rep.Sources[name] = err.Error()
+			d.Log.Warn("containers left out", "watcher", name, "err", err)
+		case err != nil:
 			rep.Sources[name] = err.Error()
 			d.Log.Warn("listing images failed; keeping its images as they were", "watcher", name, "err", err)
 			continue
+		default:
+			rep.Sources[name] = ""
 		}
-		rep.Sources[name] = ""
 		listed[name] = true
 		for _, f := range found {
 			if f.Target.Platform.OS == "" {
