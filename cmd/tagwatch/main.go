@@ -42,10 +42,15 @@ const (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalNotify(context.Background())
 	code := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
+}
+
+// signalNotify ends ctx on SIGINT or SIGTERM: the daemon then stops cleanly.
+func signalNotify(ctx context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 }
 
 func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {

@@ -1,0 +1,362 @@
+package web_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/tagwatch/tagwatch/config"
+	"github.com/tagwatch/tagwatch/internal/regtest"
+	"github.com/tagwatch/tagwatch/registries"
+	"github.com/tagwatch/tagwatch/store"
+	"github.com/tagwatch/tagwatch/watcher"
+	"github.com/tagwatch/tagwatch/web"
+)
+
+// chromiumPath is Debian's Chromium.
+const chromiumPath = "/usr/bin/chromium"
+
+// screenshotsEnv names a directory to keep the screenshots in (they go to
+// t.TempDir() otherwise, removed with the test).
+const screenshotsEnv = "TAGWATCH_SCREENSHOTS"
+
+// TestBrowser drives the UI in headless Chromium against a real server, a
+// real daemon and a real registry with htpasswd auth: add a registry, test
+// it, break it, reset Docker Hub, delete and re-add, then check for updates
+// from the dashboard.
+func TestBrowser(t *testing.T) {
+	if _, err := os.Stat(chromiumPath); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("Chromium is not installed at %s (apt-get install chromium): %v", chromiumPath, err)
+		}
+		t.Skipf("Chromium is not installed at %s (apt-get install chromium); skipping the browser test", chromiumPath)
+	}
+	if _, err := exec.LookPath(chromiumPath); err != nil {
+		t.Fatalf("%s is not executable: %v", chromiumPath, err)
+	}
+	start := time.Now()
+
+	reg := startRegistry(t) // team/app:1.0.0, alice's password
+	reg.Push(t, "team/app:1.1.0", regtest.Image(t, "newer"))
+
+	st, err := store.Open(filepath.Join(t.TempDir(), "tagwatch.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	live, err := registries.NewLive(registries.DefaultCatalog(), nil, nil, registries.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := registries.ParseImage(reg.Host + "/team/app:1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	d := &watcher.Daemon{
+		Sources:  []watcher.Scheduled{{Source: watcher.StaticSource{Images: []watcher.StaticImage{{Image: img, DisplayName: "Team app"}}}, Cron: "0 0 1 1 *"}},
+		Checker:  &watcher.Checker{Registries: live.Set},
+		Store:    st,
+		Log:      log,
+		Platform: regtest.Platform("linux/amd64"),
+	}
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := d.Run(runCtx); err != nil {
+			t.Errorf("daemon: %v", err)
+		}
+	}()
+	t.Cleanup(func() { stop(); <-done })
+
+	srv := &web.Server{Store: st, Registries: live, Daemon: d, Auth: config.WebAuth{}, Log: log}
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+
+	shots := t.TempDir()
+	if dir := os.Getenv(screenshotsEnv); dir != "" {
+		shots = dir
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	defer cancel()
+	actx, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Flag("headless", true),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+	)
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	defer cancelBrowser()
+	if err := chromedp.Do(bctx); err != nil { // starts the browser
+		t.Fatalf("starting %s: %v", chromiumPath, err)
+	}
+
+	b := &browser{t: t, ctx: bctx, base: ts.URL, shots: shots}
+	mine := `article[data-id="custom.mine"]`
+	hub := `article[data-id="hub.public"]`
+
+	// Settings → Registries: the defaults are there.
+	b.open("/settings/registries")
+	b.waitText("#tiles", "hub.public")
+	b.waitText(hub, "anonymous")
+	b.waitText(hub, "default")
+
+	// Add a custom registry with alice's credentials.
+	b.click(`a.kind[href$="/new/custom"]`)
+	b.waitText("h1", "Add Custom registry")
+	b.fill("#f-name", "mine")
+	b.fill("#f-url", reg.URL)
+	b.fill("#f-login", "alice")
+	// Saved without the password: the server's error shows beside it.
+	b.click(`button[value="save"]`)
+	b.waitText(`[data-error-for="password"]`, "must be defined when login is defined")
+	if got := b.eval(`document.querySelector("#f-url").value`); got != reg.URL {
+		t.Errorf("the url typed in was lost: %q", got)
+	}
+	b.screenshot("add-form-errors")
+	b.fill("#f-password", alicePassword)
+	b.click(`button[value="save"]`)
+	b.waitText(mine, "custom.mine")
+	b.waitText(mine, "authenticated")
+	b.waitText(".flash", "Saved custom.mine")
+
+	// Test connection on its tile.
+	b.click(mine + ` form[action$="/test"] button`)
+	b.waitText(mine, "Connection ok")
+
+	// Edit with a wrong password: the test fails and the tile says why.
+	b.click(mine + ` a[href$="/edit"]`)
+	b.waitText("h1", "Edit custom.mine")
+	b.fill("#f-password", wrongPassword)
+	b.click(`button[value="save"]`)
+	b.waitText(mine, "Not tested yet")
+	b.click(mine + ` form[action$="/test"] button`)
+	b.waitText(mine, "Connection failed")
+	b.waitText(mine, "unauthorized")
+	b.screenshot("registries-failed-test")
+
+	// Give Docker Hub credentials, then reset it to anonymous.
+	b.click(hub + ` a[href$="/edit"]`)
+	b.waitText("h1", "Edit hub.public")
+	b.fill("#f-login", "alice")
+	b.fill("#f-password", hubToken)
+	b.click(`button[value="save"]`)
+	b.waitText(hub, "authenticated")
+	b.waitText(hub, "UI")
+	b.click(hub + ` details.confirm summary`)
+	b.waitText(hub+` .confirm-box`, "go back to anonymous access?")
+	b.click(hub + ` .confirm-box button`)
+	b.waitText(".flash", "Reset hub.public")
+	b.waitText(hub, "anonymous")
+	if txt := b.text(hub); strings.Contains(txt, "authenticated") || !strings.Contains(txt, "default") {
+		t.Errorf("hub.public after reset:\n%s", txt)
+	}
+
+	// Delete the custom registry, confirming in the page.
+	b.click(mine + ` details.confirm summary`)
+	b.waitText(mine+` .confirm-box`, "Delete custom.mine and its saved credentials?")
+	b.click(mine + ` .confirm-box button`)
+	b.waitText(".flash", "Deleted custom.mine")
+	b.waitGone(mine)
+
+	// Add it again with the right password, testing from the form first.
+	b.click(`a.kind[href$="/new/custom"]`)
+	b.waitText("h1", "Add Custom registry")
+	b.fill("#f-name", "mine")
+	b.fill("#f-url", reg.URL)
+	b.fill("#f-login", "alice")
+	b.fill("#f-password", alicePassword)
+	b.fill("#f-image", reg.Host+"/team/app")
+	b.click(`#test-button`)
+	b.waitText("#test-result", "Connection ok")
+	b.waitText("#test-result", "1.1.0")
+	b.screenshot("add-form")
+	b.click(`button[value="save"]`)
+	b.waitText(mine, "custom.mine")
+	b.click(mine + ` form[action$="/test"] button`)
+	b.waitText(mine, "Connection ok")
+	b.screenshot("registries")
+
+	// The saved password never comes back to the page, not even hidden.
+	b.click(mine + ` a[href$="/edit"]`)
+	b.waitText("h1", "Edit custom.mine")
+	if html := b.eval(`document.documentElement.outerHTML`); strings.Contains(html, alicePassword) {
+		t.Error("the edit page holds the saved password")
+	}
+	if v := b.eval(`document.querySelector("#f-password").value`); v != "" {
+		t.Errorf("the password field holds %q", v)
+	}
+
+	// Dashboard: check now, watch the progress, see the update.
+	b.open("/")
+	b.waitText("h1", "Images")
+	b.click("#check-now")
+	b.waitText("#check-text", "Done")
+	row := `#image-rows tr[data-update="minor"]`
+	b.waitText(row, "Team app")
+	txt := b.text(row)
+	for _, s := range []string{"1.0.0", "1.1.0", "minor", "config list"} {
+		if !strings.Contains(txt, s) {
+			t.Errorf("the dashboard row lacks %q:\n%s", s, txt)
+		}
+	}
+	b.screenshot("dashboard")
+
+	// History has the update.
+	b.open("/history")
+	b.waitText("table", "1.1.0")
+	b.waitText("table", "minor")
+	b.screenshot("history")
+
+	if took := time.Since(start); took > 60*time.Second {
+		t.Errorf("the browser test took %v; keep it under a minute", took)
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// browser runs bounded steps in one tab.
+type browser struct {
+	t     *testing.T
+	ctx   context.Context
+	base  string
+	shots string
+}
+
+// stepTimeout bounds every step.
+const stepTimeout = 15 * time.Second
+
+func (b *browser) run(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		b.t.Fatalf("%s: %v\npage text:\n%s", what, err, b.body())
+	}
+}
+
+func (b *browser) open(path string) {
+	b.t.Helper()
+	b.run("open "+path, chromedp.Navigate(b.base+path), chromedp.WaitReady(chromedp.CSS("body")))
+}
+
+func (b *browser) click(sel string) {
+	b.t.Helper()
+	b.run("click "+sel, chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.Click(chromedp.CSS(sel)))
+}
+
+func (b *browser) fill(sel, value string) {
+	b.t.Helper()
+	clear := chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.Evaluate[bool](fmt.Sprintf(`(() => { document.querySelector(%q).value = ""; return true; })()`, sel))(ctx, t)
+		return err
+	})
+	b.run("fill "+sel, chromedp.WaitVisible(chromedp.CSS(sel)), clear, chromedp.SendKeys(chromedp.CSS(sel), value))
+}
+
+// visibleText is the element's rendered text ("" when it is not there),
+// which is what a user reads: hidden elements and markup do not count.
+func visibleText(sel string) string {
+	return fmt.Sprintf(`(() => { const e = document.querySelector(%q); return e ? e.innerText : ""; })()`, sel)
+}
+
+func (b *browser) text(sel string) string {
+	b.t.Helper()
+	return b.eval(visibleText(sel))
+}
+
+// eval evaluates a JavaScript expression that gives a string.
+func (b *browser) eval(expr string) string {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
+	if err != nil {
+		b.t.Fatalf("evaluating %s: %v", expr, err)
+	}
+	return s
+}
+
+func (b *browser) body() string {
+	ctx, cancel := context.WithTimeout(b.ctx, 2*time.Second)
+	defer cancel()
+	s, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+	return s
+}
+
+// waitText waits until the element's visible text contains want. Pages
+// change under it (form posts navigate), so errors mid-navigation retry.
+func (b *browser) waitText(sel, want string) {
+	b.t.Helper()
+	b.waitFor(sel+" shows "+want, func() bool {
+		ctx, cancel := context.WithTimeout(b.ctx, 2*time.Second)
+		defer cancel()
+		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](visibleText(sel)))
+		return err == nil && strings.Contains(s, want)
+	})
+}
+
+func (b *browser) waitGone(sel string) {
+	b.t.Helper()
+	b.waitFor(sel+" is gone", func() bool {
+		ctx, cancel := context.WithTimeout(b.ctx, 2*time.Second)
+		defer cancel()
+		gone, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(`document.readyState === "complete" && !document.querySelector(%q)`, sel)))
+		return err == nil && gone
+	})
+}
+
+func (b *browser) waitFor(what string, ok func() bool) {
+	b.t.Helper()
+	deadline := time.Now().Add(stepTimeout)
+	for !ok() {
+		if time.Now().After(deadline) || b.ctx.Err() != nil {
+			b.t.Fatalf("waiting until %s: timed out\npage text:\n%s", what, b.body())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// screenshot saves the whole page as a PNG.
+func (b *browser) screenshot(name string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	path := filepath.Join(b.shots, name+".png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Logf("screenshot: %s", path)
+}

@@ -1,0 +1,590 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/tagwatch/tagwatch/registries"
+	"github.com/tagwatch/tagwatch/store"
+)
+
+// registryView is one registry instance as the API answers it and a tile
+// shows it. It never holds a secret: Secrets names the ones that are set.
+type registryView struct {
+	Kind      string            `json:"kind"`
+	Name      string            `json:"name"`
+	ID        string            `json:"id"`
+	Title     string            `json:"title"`
+	Source    registries.Source `json:"source"` // default | file | ui
+	Host      string            `json:"host"`
+	Anonymous bool              `json:"anonymous"`
+	// Active is false for an instance saved in the UI that the running set
+	// left out (its settings no longer validate).
+	Active    bool              `json:"active"`
+	ReadOnly  bool              `json:"readOnly"`
+	Values    map[string]string `json:"values"`
+	Secrets   []string          `json:"secrets"`
+	Test      *testView         `json:"test,omitempty"`
+	RateLimit *rateLimitView    `json:"rateLimit,omitempty"`
+
+	// What the tile offers.
+	CanEdit   bool `json:"-"`
+	CanReset  bool `json:"-"`
+	CanDelete bool `json:"-"`
+}
+
+type testView struct {
+	TestedAt time.Time `json:"testedAt"`
+	OK       bool      `json:"ok"`
+	Error    string    `json:"error"`
+	Tags     []string  `json:"tags,omitempty"` // with a test image: the first tags listed
+}
+
+type rateLimitView struct {
+	Limit     int       `json:"limit"`
+	Remaining int       `json:"remaining"`
+	Window    int       `json:"window"` // seconds
+	SeenAt    time.Time `json:"seenAt"`
+}
+
+// WindowText is the window in hours, as Docker Hub states it ("6 h").
+func (r rateLimitView) WindowText() string {
+	d := time.Duration(r.Window) * time.Second
+	if d >= time.Hour && d%time.Hour == 0 {
+		return fmt.Sprintf("%d h", d/time.Hour)
+	}
+	return d.String()
+}
+
+// wellKnownHosts are the hosts the kinds without a url serve, for the tiles
+// and for a connection test that names no image.
+var wellKnownHosts = map[string]string{
+	"hub":  registries.DockerHub,
+	"ghcr": "ghcr.io",
+	"quay": "quay.io",
+	"lscr": "lscr.io",
+	"gcr":  "gcr.io",
+}
+
+// hosts returns the host a tile shows and the host a connection test may
+// reach without being told; test is "" for kinds that serve hosts of the
+// admin's own (ACR, private ECR), where a test needs an image.
+func hosts(kind string, vals registries.Values) (show, test string) {
+	if u, err := url.Parse(vals["url"]); err == nil && u.Host != "" {
+		return u.Host, u.Host
+	}
+	switch kind {
+	case "ecr":
+		if vals.Has("region") {
+			return "*.dkr.ecr." + vals["region"] + ".amazonaws.com", ""
+		}
+		return "public.ecr.aws", "public.ecr.aws"
+	case "acr":
+		return "*.azurecr.io", ""
+	}
+	h := wellKnownHosts[kind]
+	return h, h
+}
+
+// isDefault reports whether kind.name is one of the default anonymous
+// instances: those are reset, not deleted.
+func (s *Server) isDefault(kind, name string) bool {
+	p, err := s.Registries.Catalog().Provider(kind)
+	return err == nil && p.Spec().Default && name == registries.DefaultName
+}
+
+// listRegistries returns every instance of the running set and the UI's
+// saved instances the set left out, sorted by id.
+func (s *Server) listRegistries() ([]registryView, error) {
+	recs, err := s.Store.Registries()
+	if err != nil {
+		return nil, err
+	}
+	tests, err := s.lastTests()
+	if err != nil {
+		return nil, err
+	}
+	var out []registryView
+	seen := map[string]bool{}
+	for _, in := range s.Registries.Set().Instances() {
+		seen[in.ID()] = true
+		out = append(out, s.viewOf(in, findRecord(recs, in.Kind, in.Name), tests))
+	}
+	for _, rec := range recs {
+		if id := rec.Kind + "." + rec.Name; !seen[id] {
+			out = append(out, s.viewOfRecord(rec, tests))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// registry returns one instance's view, or a 404.
+func (s *Server) registry(kind, name string) (registryView, error) {
+	if _, err := s.Registries.Catalog().Provider(kind); err != nil {
+		return registryView{}, &opError{Status: http.StatusNotFound, Msg: err.Error()}
+	}
+	recs, err := s.Store.Registries()
+	if err != nil {
+		return registryView{}, err
+	}
+	tests, err := s.lastTests()
+	if err != nil {
+		return registryView{}, err
+	}
+	if in, ok := s.Registries.Set().Instance(kind, name); ok {
+		return s.viewOf(in, findRecord(recs, kind, name), tests), nil
+	}
+	if rec := findRecord(recs, kind, name); rec != nil {
+		return s.viewOfRecord(*rec, tests), nil
+	}
+	return registryView{}, &opError{Status: http.StatusNotFound, Msg: fmt.Sprintf("no registry %s.%s", kind, name)}
+}
+
+func (s *Server) lastTests() (map[string]store.RegistryTest, error) {
+	list, err := s.Store.RegistryTests()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]store.RegistryTest, len(list))
+	for _, t := range list {
+		out[t.Kind+"."+t.Name] = t
+	}
+	return out, nil
+}
+
+func findRecord(recs []store.Registry, kind, name string) *store.Registry {
+	for i := range recs {
+		if recs[i].Kind == kind && recs[i].Name == name {
+			return &recs[i]
+		}
+	}
+	return nil
+}
+
+func (s *Server) viewOf(in *registries.Instance, rec *store.Registry, tests map[string]store.RegistryTest) registryView {
+	vals, secrets := in.Public()
+	sort.Strings(secrets)
+	show, _ := hosts(in.Kind, in.Values)
+	v := registryView{
+		Kind:      in.Kind,
+		Name:      in.Name,
+		ID:        in.ID(),
+		Title:     in.Spec().Title,
+		Source:    in.Source,
+		Host:      show,
+		Anonymous: in.Anonymous(),
+		Active:    true,
+		Values:    vals,
+		Secrets:   secrets,
+	}
+	if rl := in.Stats().RateLimit(); !rl.Seen.IsZero() {
+		v.RateLimit = &rateLimitView{Limit: rl.Limit, Remaining: rl.Remaining, Window: int(rl.Window / time.Second), SeenAt: rl.Seen}
+	}
+	s.finishView(&v, rec, tests)
+	return v
+}
+
+func (s *Server) viewOfRecord(rec store.Registry, tests map[string]store.RegistryTest) registryView {
+	show, _ := hosts(rec.Kind, rec.Values)
+	v := registryView{
+		Kind:      rec.Kind,
+		Name:      rec.Name,
+		ID:        rec.Kind + "." + rec.Name,
+		Source:    registries.SourceUI,
+		Host:      show,
+		Anonymous: len(rec.Secrets) == 0,
+		Values:    maps.Clone(rec.Values),
+		Secrets:   slices.Sorted(maps.Keys(rec.Secrets)),
+	}
+	if p, err := s.Registries.Catalog().Provider(rec.Kind); err == nil {
+		v.Title = p.Spec().Title
+	}
+	if v.Values == nil {
+		v.Values = map[string]string{}
+	}
+	s.finishView(&v, &rec, tests)
+	return v
+}
+
+func (s *Server) finishView(v *registryView, rec *store.Registry, tests map[string]store.RegistryTest) {
+	if v.Secrets == nil {
+		v.Secrets = []string{}
+	}
+	def := s.isDefault(v.Kind, v.Name)
+	v.ReadOnly = v.Source == registries.SourceFile
+	v.CanEdit = v.Source == registries.SourceUI || v.Source == registries.SourceDefault
+	v.CanReset = def && v.Source == registries.SourceUI
+	v.CanDelete = !def && v.Source == registries.SourceUI
+	t, ok := tests[v.ID]
+	// A test older than the saved settings tested other settings.
+	if !ok || t.TestedAt.IsZero() || (rec != nil && t.TestedAt.Before(rec.UpdatedAt)) {
+		return
+	}
+	v.Test = &testView{TestedAt: t.TestedAt, OK: t.Error == "", Error: t.Error}
+}
+
+// registryInput is what the form or the API sends to save or test an instance.
+type registryInput struct {
+	Kind, Name string
+	// Values may hold secrets. A secret left blank keeps the stored one.
+	Values registries.Values
+	// Clear names stored secrets to remove.
+	Clear []string
+}
+
+// opError is a failed registry operation: its HTTP status, a message and,
+// for validation, the broken variables.
+type opError struct {
+	Status int
+	Msg    string
+	Fields []fieldError
+}
+
+type fieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+func (e *opError) Error() string { return e.Msg }
+
+// fieldErrors flattens what Validate or Open reports into one error per
+// form field: "login/password must not be defined" becomes two.
+func fieldErrors(err error) []fieldError {
+	var list []*registries.FieldError
+	var ve registries.ValidationError
+	var fe *registries.FieldError
+	switch {
+	case errors.As(err, &ve):
+		list = ve
+	case errors.As(err, &fe):
+		list = []*registries.FieldError{fe}
+	default:
+		return nil
+	}
+	var out []fieldError
+	for _, fe := range list {
+		for _, f := range strings.Split(fe.Variable, "/") {
+			out = append(out, fieldError{Field: f, Message: fe.Message})
+		}
+	}
+	return out
+}
+
+// checkName keeps instance names to what the config file accepts (a-z, 0-9,
+// - and _), which fits a URL path and an environment variable.
+func checkName(name string) string {
+	if name == "" {
+		return "is required"
+	}
+	if len(name) > 63 {
+		return "must be at most 63 characters"
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return "may hold only a-z, 0-9, - and _"
+		}
+	}
+	return ""
+}
+
+// prepare turns an input into a config the way the config file's would be
+// checked (Spec.Validate through Live.Check), with blank secrets filled
+// from the stored instance. It is the one validation path of the form, the
+// API and the unsaved connection test.
+func (s *Server) prepare(in registryInput, creating bool) (registries.Config, *registries.Instance, error) {
+	p, err := s.Registries.Catalog().Provider(in.Kind)
+	if err != nil {
+		return registries.Config{}, nil, &opError{Status: http.StatusNotFound, Msg: err.Error()}
+	}
+	spec := p.Spec()
+	if msg := checkName(in.Name); msg != "" {
+		return registries.Config{}, nil, &opError{Status: http.StatusBadRequest, Msg: "invalid registry name",
+			Fields: []fieldError{{Field: "name", Message: msg}}}
+	}
+	id := in.Kind + "." + in.Name
+	if s.Registries.FromFile(in.Kind, in.Name) {
+		return registries.Config{}, nil, &opError{Status: http.StatusConflict, Msg: fmt.Sprintf("registry %s: %v", id, registries.ErrFromFile),
+			Fields: []fieldError{{Field: "name", Message: "is defined in the config file"}}}
+	}
+	recs, err := s.Store.Registries()
+	if err != nil {
+		return registries.Config{}, nil, err
+	}
+	rec := findRecord(recs, in.Kind, in.Name)
+	if creating && rec != nil {
+		return registries.Config{}, nil, &opError{Status: http.StatusConflict, Msg: fmt.Sprintf("registry %s already exists; edit it instead", id),
+			Fields: []fieldError{{Field: "name", Message: "is taken"}}}
+	}
+
+	vals := registries.Values{}
+	for k, v := range in.Values {
+		vals[k] = v
+	}
+	clearing := map[string]bool{}
+	var bad []fieldError
+	for _, name := range in.Clear {
+		if decl, ok := spec.Variable(name); !ok || !decl.Secret {
+			bad = append(bad, fieldError{Field: name, Message: "is not a secret of " + in.Kind + " registries; only secrets can be cleared"})
+		}
+		clearing[name] = true
+	}
+	if len(bad) > 0 {
+		return registries.Config{}, nil, &opError{Status: http.StatusBadRequest, Msg: "invalid settings for " + id, Fields: bad}
+	}
+	if rec != nil {
+		for _, decl := range spec.Variables {
+			stored, ok := rec.Secrets[decl.Name]
+			if !decl.Secret || decl.AliasOf != "" || !ok || clearing[decl.Name] || given(spec, vals, decl.Name) {
+				continue
+			}
+			vals[decl.Name] = stored
+		}
+	}
+	c := registries.Config{Kind: in.Kind, Name: in.Name, Source: registries.SourceUI, Values: vals}
+	inst, err := s.Registries.Check(c)
+	if err != nil {
+		oe := &opError{Status: http.StatusBadRequest, Msg: "invalid settings for " + id, Fields: fieldErrors(err)}
+		if oe.Fields == nil {
+			oe.Msg = err.Error()
+		}
+		return c, nil, redactOp(oe, vals, spec)
+	}
+	return c, inst, nil
+}
+
+// given reports whether the input sets a variable, under its name or a
+// deprecated alias (Hub's token for password).
+func given(spec registries.Spec, vals registries.Values, name string) bool {
+	if vals.Has(name) {
+		return true
+	}
+	for _, d := range spec.Variables {
+		if d.AliasOf == name && vals.Has(d.Name) {
+			return true
+		}
+	}
+	return false
+}
+
+// redact blanks any secret value that an error message might quote.
+func redact(msg string, vals registries.Values, spec registries.Spec) string {
+	for _, d := range spec.Variables {
+		if v := strings.TrimSpace(vals[d.Name]); d.Secret && len(v) >= 4 {
+			msg = strings.ReplaceAll(msg, v, "••••")
+		}
+	}
+	return msg
+}
+
+func redactOp(e *opError, vals registries.Values, spec registries.Spec) *opError {
+	e.Msg = redact(e.Msg, vals, spec)
+	for i := range e.Fields {
+		e.Fields[i].Message = redact(e.Fields[i].Message, vals, spec)
+	}
+	return e
+}
+
+// record splits an opened instance's validated values into what the store
+// keeps in the clear and its secrets.
+func record(inst *registries.Instance) store.Registry {
+	rec := store.Registry{Kind: inst.Kind, Name: inst.Name, Values: map[string]string{}, Secrets: map[string]string{}, UpdatedAt: time.Now().UTC()}
+	for k, v := range inst.Values {
+		if d, ok := inst.Spec().Variable(k); ok && d.Secret {
+			rec.Secrets[k] = v
+		} else {
+			rec.Values[k] = v
+		}
+	}
+	return rec
+}
+
+// uiConfigs turns the store's records into the configs Live.Apply takes,
+// leaving out (and logging) those the config file owns or that no longer
+// validate, as the daemon does at start-up.
+func (s *Server) uiConfigs(recs []store.Registry) []registries.Config {
+	var out []registries.Config
+	for _, r := range recs {
+		vals := registries.Values{}
+		maps.Copy(vals, r.Values)
+		maps.Copy(vals, r.Secrets)
+		c := registries.Config{Kind: r.Kind, Name: r.Name, Source: registries.SourceUI, Values: vals}
+		if s.Registries.FromFile(r.Kind, r.Name) {
+			continue
+		}
+		if _, err := s.Registries.Check(c); err != nil {
+			s.Log.Warn("a registry saved in the UI is invalid; left out", "registry", c.ID())
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// change applies a new list of UI records to the running daemon, then
+// persists it with write; if writing fails the old list is applied again.
+func (s *Server) change(old, next []store.Registry, write func() error) error {
+	if err := s.Registries.Apply(s.uiConfigs(next)); err != nil {
+		return err
+	}
+	if err := write(); err != nil {
+		if err2 := s.Registries.Apply(s.uiConfigs(old)); err2 != nil {
+			s.Log.Error("restoring the registries after a failed write", "err", err2)
+		}
+		return err
+	}
+	return nil
+}
+
+// saveRegistry validates and saves an instance from the UI or the API and
+// applies it to the running daemon at once.
+func (s *Server) saveRegistry(in registryInput, creating bool) (registryView, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, inst, err := s.prepare(in, creating)
+	if err != nil {
+		return registryView{}, err
+	}
+	recs, err := s.Store.Registries()
+	if err != nil {
+		return registryView{}, err
+	}
+	rec := record(inst)
+	next := slices.DeleteFunc(slices.Clone(recs), func(r store.Registry) bool { return r.Kind == rec.Kind && r.Name == rec.Name })
+	next = append(next, rec)
+	if err := s.change(recs, next, func() error { return s.Store.PutRegistry(rec) }); err != nil {
+		return registryView{}, err
+	}
+	s.Log.Info("registry saved", "registry", inst.ID(), "anonymous", inst.Anonymous())
+	return s.registry(in.Kind, in.Name)
+}
+
+// removeRegistry deletes a UI instance (reset false) or resets a default
+// instance to anonymous access by dropping its UI override (reset true).
+func (s *Server) removeRegistry(kind, name string, reset bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.Registries.Catalog().Provider(kind); err != nil {
+		return &opError{Status: http.StatusNotFound, Msg: err.Error()}
+	}
+	id := kind + "." + name
+	if s.Registries.FromFile(kind, name) {
+		return &opError{Status: http.StatusConflict, Msg: fmt.Sprintf("registry %s: %v", id, registries.ErrFromFile)}
+	}
+	def := s.isDefault(kind, name)
+	switch {
+	case reset && !def:
+		return &opError{Status: http.StatusConflict, Msg: fmt.Sprintf("registry %s is not a default registry; delete it instead", id)}
+	case !reset && def:
+		return &opError{Status: http.StatusConflict, Msg: fmt.Sprintf("registry %s is a default registry; reset it to anonymous access instead", id)}
+	}
+	recs, err := s.Store.Registries()
+	if err != nil {
+		return err
+	}
+	if findRecord(recs, kind, name) == nil {
+		if reset {
+			return nil // already anonymous
+		}
+		return &opError{Status: http.StatusNotFound, Msg: "no registry " + id + " saved in the UI"}
+	}
+	next := slices.DeleteFunc(slices.Clone(recs), func(r store.Registry) bool { return r.Kind == kind && r.Name == name })
+	// The store drops the instance's last test with it: it tested the
+	// settings just removed.
+	err = s.change(recs, next, func() error {
+		_, err := s.Store.DeleteRegistry(kind, name)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if reset {
+		s.Log.Info("registry reset to anonymous access", "registry", id)
+	} else {
+		s.Log.Info("registry deleted", "registry", id)
+	}
+	return nil
+}
+
+// testTimeout bounds a connection test.
+const testTimeout = 30 * time.Second
+
+// testSaved tests a running instance and records the outcome for its tile.
+func (s *Server) testSaved(ctx context.Context, kind, name, image string) (testView, error) {
+	if _, err := s.Registries.Catalog().Provider(kind); err != nil {
+		return testView{}, &opError{Status: http.StatusNotFound, Msg: err.Error()}
+	}
+	inst, ok := s.Registries.Set().Instance(kind, name)
+	if !ok {
+		recs, err := s.Store.Registries()
+		if err == nil && findRecord(recs, kind, name) != nil {
+			return testView{}, &opError{Status: http.StatusConflict, Msg: fmt.Sprintf("registry %s.%s is not running: its saved settings no longer validate; edit it", kind, name)}
+		}
+		return testView{}, &opError{Status: http.StatusNotFound, Msg: fmt.Sprintf("no registry %s.%s", kind, name)}
+	}
+	tv := runTest(ctx, inst, image)
+	if err := s.Store.PutRegistryTest(store.RegistryTest{Kind: kind, Name: name, TestedAt: tv.TestedAt, Error: tv.Error}); err != nil {
+		return testView{}, err
+	}
+	s.Log.Info("registry tested", "registry", inst.ID(), "ok", tv.OK)
+	return tv, nil
+}
+
+// testUnsaved tests settings not saved yet: the form's "Test connection".
+// Nothing is recorded.
+func (s *Server) testUnsaved(ctx context.Context, in registryInput, image string) (testView, error) {
+	if in.Name == "" {
+		in.Name = "unsaved"
+	}
+	_, inst, err := s.prepare(in, false)
+	if err != nil {
+		return testView{}, err
+	}
+	return runTest(ctx, inst, image), nil
+}
+
+// runTest tests an instance: with an image ("host/repository"), by listing
+// its tags, which proves pull access; without, by the /v2/ handshake on the
+// host the instance serves.
+func runTest(ctx context.Context, inst *registries.Instance, image string) testView {
+	ctx, cancel := context.WithTimeout(ctx, testTimeout)
+	defer cancel()
+	tv := testView{}
+	err := func() error {
+		if image = strings.TrimSpace(image); image != "" {
+			img, err := registries.ParseImage(image)
+			if err != nil {
+				return err
+			}
+			if !inst.Serves(img.Host) {
+				return fmt.Errorf("registry %s does not serve %s", inst.ID(), img.Host)
+			}
+			tags, err := inst.Tags(ctx, img)
+			if len(tags) > 20 {
+				tags = tags[len(tags)-20:]
+			}
+			tv.Tags = tags
+			return err
+		}
+		_, host := hosts(inst.Kind, inst.Values)
+		if host == "" {
+			return fmt.Errorf("%s registries serve hosts of your own: name a test image (host/repository) to test this one", inst.Kind)
+		}
+		return inst.Test(ctx, host, "")
+	}()
+	tv.TestedAt = time.Now().UTC()
+	if err != nil {
+		tv.Error = redact(err.Error(), inst.Values, inst.Spec())
+	} else {
+		tv.OK = true
+	}
+	return tv
+}
