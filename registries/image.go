@@ -74,7 +74,13 @@ func (i Image) Name() string { return i.Host + "/" + i.Repository }
 
 // String is the normalized reference: host/repository:tag[@digest].
 func (i Image) String() string {
-	s := i.Name() + ":" + i.Tag
+	if i.Repository == "" {
+		return i.Host // a registry, not an image: what a connection test names
+	}
+	s := i.Name()
+	if i.Tag != "" {
+		s += ":" + i.Tag
+	}
 	if i.Digest != "" {
 		s += "@" + i.Digest
 	}

@@ -332,6 +332,10 @@ func (in *Instance) explain(img Image, op string, err error) error {
 				return fmt.Errorf("image %s: %s: registry %s requires credentials: configure a registry with url: https://%s (%w: %v)",
 					img, op, img.Host, img.Host, ErrUnauthorized, err)
 			}
+			if in.Anonymous() {
+				return fmt.Errorf("image %s: %s: registry %s requires credentials, and %s has none: give it credentials in the config file or the Settings tab (%w: %v)",
+					img, op, img.Host, in.ID(), ErrUnauthorized, err)
+			}
 			return fmt.Errorf("image %s: %s: registry %s refused the credentials of %s: %w: %v", img, op, img.Host, in.ID(), ErrUnauthorized, err)
 		case http.StatusNotFound:
 			return fmt.Errorf("image %s: %s: not found on %s: %w", img, op, img.Host, err)
