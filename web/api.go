@@ -117,7 +117,7 @@ func (s *Server) apiCheck(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, checkAnswer{Started: started, Joined: !started})
 }
 
-// updateFilters are the values ?update= takes besides an update kind.
+// updateKinds are the values ?update= takes besides "any".
 var updateKinds = []string{"none", "major", "minor", "patch", "build", "prerelease", "digest", "unknown"}
 
 // hasUpdate reports whether an image's result is an update to announce.
@@ -165,7 +165,7 @@ func (s *Server) apiImages(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"images": filterImages(imgs, update, q.Get("q"), q.Get("registry"))})
 }
 
-// historyPage reads ?limit (1–1000, default 100) and ?before (a seq).
+// historyParams reads ?limit (1–1000, default 100) and ?before (a seq).
 func historyParams(r *http.Request) (limit int, before uint64, msg string) {
 	limit = 100
 	if v := r.URL.Query().Get("limit"); v != "" {

@@ -880,8 +880,12 @@ func TestPagesAndForms(t *testing.T) {
 			t.Errorf("GET %s: inline script", path)
 		}
 	}
+	res, body := f.do("GET", "/nothing", nil)
+	if !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") || !strings.Contains(body, "There is no page at /nothing") {
+		t.Errorf("404 page: %s\n%s", res.Header.Get("Content-Type"), body)
+	}
 	// The form is generated from the kind's variables.
-	_, body := f.do("GET", "/settings/registries/new/custom", nil)
+	_, body = f.do("GET", "/settings/registries/new/custom", nil)
 	for _, s := range []string{`name="v.url"`, `name="v.login"`, `name="v.password" type="password"`, `name="v.auth" type="password"`, "Registry URL (e.g. http://localhost:5000)", "required"} {
 		if !strings.Contains(body, s) {
 			t.Errorf("custom form lacks %q", s)
@@ -890,10 +894,13 @@ func TestPagesAndForms(t *testing.T) {
 
 	// Save with errors: each beside its field; the typed secret is not echoed.
 	form := url.Values{"name": {"mine"}, "v.login": {"alice"}, "v.password": {alicePassword}, "action": {"save"}}
-	res, body := f.do("POST", "/settings/registries/new/custom", form)
+	res, body = f.do("POST", "/settings/registries/new/custom", form)
 	want(t, res, body, http.StatusBadRequest)
 	if !strings.Contains(body, `<p class="error" data-error-for="url">is required</p>`) {
 		t.Errorf("no url error beside its field:\n%s", body)
+	}
+	if !strings.Contains(body, `value="alice"`) || !strings.Contains(body, "type them again") {
+		t.Error("the re-rendered form lost the login or does not ask to type the password again")
 	}
 	// Test of unsaved values, without JavaScript.
 	form.Set("v.url", reg.URL)

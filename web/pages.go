@@ -172,7 +172,6 @@ func (s *Server) historyPage(w http.ResponseWriter, r *http.Request) {
 
 type kindCard struct {
 	Kind, Title, Description string
-	Default                  bool
 }
 
 type registriesPage struct {
@@ -186,7 +185,7 @@ func (s *Server) kinds() []kindCard {
 	var out []kindCard
 	for _, k := range cat.Kinds() {
 		sp := cat[k].Spec()
-		out = append(out, kindCard{Kind: k, Title: sp.Title, Description: sp.Description, Default: sp.Default})
+		out = append(out, kindCard{Kind: k, Title: sp.Title, Description: sp.Description})
 	}
 	return out
 }
@@ -238,6 +237,7 @@ type formPage struct {
 	Image   string
 	Errors  []string // errors not about one field
 	Invalid bool     // some fields have errors
+	Retype  bool     // secrets were typed: they are not sent back
 	NameErr string
 	Test    *testView
 	Action  string
@@ -377,6 +377,9 @@ func (s *Server) registryForm(w http.ResponseWriter, r *http.Request, kind, name
 		}
 	}
 	p := s.form(spec, name, editing, r.PostForm)
+	for _, v := range spec.Variables {
+		p.Retype = p.Retype || (v.Secret && strings.TrimSpace(in.Values[v.Name]) != "")
+	}
 	if r.PostForm.Get("action") == "test" {
 		tv, err := s.testUnsaved(r.Context(), in, p.Image)
 		code := http.StatusOK

@@ -101,7 +101,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/registries/{kind}/{name}/reset", s.apiResetRegistry)
 	mux.HandleFunc("POST /api/v1/registries/{kind}/{name}/test", s.apiTestRegistry)
 
-	var h http.Handler = jsonFallback(mux)
+	var h http.Handler = s.fallback(mux)
 	h = s.requireAuth(h)
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -141,29 +141,34 @@ func noCache(next http.Handler) http.Handler {
 	})
 }
 
-// jsonFallback answers the mux's own 404 and 405 under /api/ in JSON, like
-// every other API error.
-func jsonFallback(mux *http.ServeMux) http.Handler {
+// fallback answers the mux's own 404 and 405 like every other error: in
+// JSON under /api/, as a page elsewhere.
+func (s *Server) fallback(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h, pattern := mux.Handler(r)
-		if pattern != "" || !isAPI(r) {
+		if pattern != "" {
 			mux.ServeHTTP(w, r)
 			return
 		}
 		c := &capture{header: http.Header{}}
 		h.ServeHTTP(c, r)
+		code := c.code
+		if code != http.StatusNotFound && code != http.StatusMethodNotAllowed {
+			mux.ServeHTTP(w, r) // a redirect, e.g. to add a trailing slash
+			return
+		}
 		if allow := c.header.Get("Allow"); allow != "" {
 			w.Header().Set("Allow", allow)
 		}
-		code := c.code
-		if code == 0 {
-			code = http.StatusNotFound
-		}
-		msg := "no such API route: " + r.URL.Path
+		msg := "There is no page at " + r.URL.Path + "."
 		if code == http.StatusMethodNotAllowed {
-			msg = r.Method + " is not allowed on " + r.URL.Path
+			msg = r.Method + " is not allowed on " + r.URL.Path + "."
 		}
-		writeError(w, code, msg, nil)
+		if isAPI(r) {
+			writeError(w, code, strings.TrimSuffix(msg, "."), nil)
+			return
+		}
+		s.errorPage(w, r, &opError{Status: code, Msg: msg})
 	})
 }
 
