@@ -37,7 +37,7 @@ func BenchmarkCycle(b *testing.B) {
 	for r := range repos {
 		repo := fmt.Sprintf("bench/app%03d", r)
 		d := reg.Push(b, repo+":"+tags[0], regtest.Image(b, repo))
-		reg.Tag(b, repo, d, tags[1:]...)
+		reg.TagInStorage(b, repo, d, tags[1:]...)
 	}
 	var imgs []watcher.StaticImage
 	for i := range images {
