@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/tagwatch/tagwatch/notify"
 	"github.com/tagwatch/tagwatch/registries"
 	"github.com/tagwatch/tagwatch/watcher"
 )
@@ -29,6 +30,11 @@ type Config struct {
 	// Platform is the platform images are resolved to when the engine does
 	// not say (os/arch[/variant]).
 	Platform string
+	// Notifiers are the `notifiers:` entries, validated, sorted by name.
+	Notifiers []*notify.Spec
+
+	// notifiers are their settings as read (file, then environment), by name.
+	notifiers map[string]map[string]string
 
 	// where remembers the origin of each field path, to place errors found
 	// after loading (e.g. when opening a registry).
@@ -171,12 +177,16 @@ func (c *Config) parse(path string, data []byte, cat registries.Catalog) error {
 	if f.Registries.Kind != 0 {
 		errs = append(errs, c.parseRegistries(path, &f.Registries, cat)...)
 	}
+	if f.Notifiers.Kind != 0 {
+		errs = append(errs, c.parseNotifiers(path, &f.Notifiers)...)
+	}
 	for name, w := range f.Watchers {
 		c.Watchers[name] = w
 	}
 	// Image entries keep their lines for errors found in validate.
 	var doc yaml.Node
 	_ = yaml.Unmarshal(data, &doc)
+	c.placeWatchers(path, &doc)
 	for i, img := range f.Images {
 		c.where[fmt.Sprintf("images[%d]", i)] = Origin{File: path, Line: imageLine(&doc, i)}
 		c.Images = append(c.Images, img)
@@ -303,6 +313,8 @@ func (c *Config) validate(cat registries.Catalog) error {
 			}
 		}
 	}
+	errs = append(errs, c.validateWatchers()...)
+	errs = append(errs, c.validateNotifiers()...)
 	return errors.Join(errs...)
 }
 

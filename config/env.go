@@ -15,8 +15,9 @@ import (
 const EnvPrefix = "TAGWATCH_"
 
 // applyEnv lays the environment over the file: TAGWATCH_REGISTRY_<KIND>_<NAME>_<VAR>,
-// TAGWATCH_WEB_LISTEN, TAGWATCH_PLATFORM. A variable ending in _FILE reads its
-// value from that file (Docker secrets).
+// TAGWATCH_NOTIFIER_<NAME>_<SETTING>, TAGWATCH_WATCHER_<NAME>_<SETTING>,
+// TAGWATCH_IMAGES, TAGWATCH_CRON, TAGWATCH_WEB_*, TAGWATCH_PLATFORM. A
+// variable ending in _FILE reads its value from that file (Docker secrets).
 func (c *Config) applyEnv(environ []string, cat registries.Catalog) error {
 	sort.Strings(environ) // deterministic order of errors
 	var errs []error
@@ -40,8 +41,22 @@ func (c *Config) applyEnv(environ []string, cat registries.Catalog) error {
 			if err := c.envRegistry(origin, strings.TrimPrefix(name, "REGISTRY_"), val, cat); err != nil {
 				errs = append(errs, err)
 			}
+		case strings.HasPrefix(name, "NOTIFIER_"):
+			if err := c.envNotifier(origin, strings.TrimPrefix(name, "NOTIFIER_"), val); err != nil {
+				errs = append(errs, err)
+			}
+		case strings.HasPrefix(name, "WATCHER_"):
+			if err := c.envWatcher(origin, strings.TrimPrefix(name, "WATCHER_"), val); err != nil {
+				errs = append(errs, err)
+			}
+		case name == "IMAGES":
+			c.envImages(origin, val)
+		case name == "CRON":
+			c.ImagesCron = val
+			c.where["cron"] = origin
 		case name == "WEB_LISTEN":
 			c.Web.Listen = val
+			c.where["web.listen"] = origin
 		case name == "WEB_AUTH_USERNAME":
 			c.Web.Auth.Username = val
 		case name == "WEB_AUTH_PASSWORD":

@@ -106,6 +106,7 @@ type Stats struct {
 
 	mu        sync.Mutex
 	rateLimit RateLimit
+	errors    map[string]int64 // by status ("404") or "network"; see ErrorsByStatus
 }
 
 // RateLimit is Docker Hub's pull allowance as its ratelimit-* headers last said.
@@ -126,6 +127,28 @@ func (s *Stats) RequestsByClass() map[string]int64 {
 		out[c.String()] = s.requests[c].Load()
 	}
 	return out
+}
+
+// ErrorsByStatus counts the requests that failed, by HTTP status ("404",
+// "429", "500") or "network" when no answer came. The 401 a registry answers
+// to an anonymous ping is its auth challenge, not an error, and is not counted.
+func (s *Stats) ErrorsByStatus() map[string]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int64, len(s.errors))
+	for k, v := range s.errors {
+		out[k] = v
+	}
+	return out
+}
+
+func (s *Stats) countError(status string) {
+	s.mu.Lock()
+	if s.errors == nil {
+		s.errors = map[string]int64{}
+	}
+	s.errors[status]++
+	s.mu.Unlock()
 }
 
 // Throttled counts the 429 answers the instance waited out.
@@ -214,9 +237,15 @@ func (t *instrumented) RoundTrip(r *http.Request) (*http.Response, error) {
 		t.stats.requests[class].Add(1)
 		var err error
 		if res, err = t.next.RoundTrip(r); err != nil {
+			if r.Context().Err() == nil {
+				t.stats.countError("network")
+			}
 			return nil, err
 		}
 		t.stats.observe(res)
+		if res.StatusCode >= 400 && !(class == RequestPing && res.StatusCode == http.StatusUnauthorized) {
+			t.stats.countError(strconv.Itoa(res.StatusCode))
+		}
 		if res.StatusCode != http.StatusTooManyRequests || attempt == maxRetries {
 			break
 		}

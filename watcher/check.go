@@ -57,6 +57,9 @@ type Checker struct {
 	PerRegistry int
 	// Progress, when set, is told how many targets are done after each one.
 	Progress func(done int)
+	// Observe, when set, receives each result and how long its check took
+	// (metrics). It is called from the checking goroutines, concurrently.
+	Observe func(r Result, took time.Duration)
 }
 
 // Run checks every target and returns one result per target, in order.
@@ -86,7 +89,11 @@ func (c *Checker) Run(ctx context.Context, targets []Target) []Result {
 		go func() {
 			defer wg.Done()
 			for i := range jobs {
+				start := time.Now()
 				results[i] = cy.check(ctx, targets[i])
+				if c.Observe != nil {
+					c.Observe(results[i], time.Since(start))
+				}
 				if n := done.Add(1); c.Progress != nil {
 					c.Progress(int(n))
 				}

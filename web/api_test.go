@@ -74,6 +74,12 @@ var fileConfigs = []registries.Config{
 
 func newFixture(t *testing.T, auth config.WebAuth, d web.Checker) *fixture {
 	t.Helper()
+	return newFixtureWith(t, auth, d, nil)
+}
+
+// newFixtureWith is newFixture with notifiers (nil: none).
+func newFixtureWith(t *testing.T, auth config.WebAuth, d web.Checker, n web.Notifiers) *fixture {
+	t.Helper()
 	st, err := store.Open(filepath.Join(t.TempDir(), "tagwatch.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +90,7 @@ func newFixture(t *testing.T, auth config.WebAuth, d web.Checker) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{t: t, st: st, live: live, header: http.Header{}}
-	f.srv = &web.Server{Store: st, Registries: live, Daemon: d, Auth: auth,
+	f.srv = &web.Server{Store: st, Registries: live, Daemon: d, Auth: auth, Notifiers: n,
 		Log: slog.New(slog.NewTextHandler(&f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	f.ts = httptest.NewServer(f.srv.Handler())
 	t.Cleanup(f.ts.Close)
@@ -100,7 +106,7 @@ func newFixture(t *testing.T, auth config.WebAuth, d web.Checker) *fixture {
 func (f *fixture) checkNoSecrets() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, secret := range []string{alicePassword, wrongPassword, hubToken} {
+	for _, secret := range []string{alicePassword, wrongPassword, hubToken, hookToken, brokenPassword, brokenToken} {
 		for _, b := range f.bodies {
 			if strings.Contains(b, secret) {
 				f.t.Errorf("a response body holds the secret %q:\n%s", secret, b)
@@ -973,6 +979,7 @@ func TestOpenAPI(t *testing.T) {
 		"/registries": {"get", "post"}, "/registries/test": {"post"},
 		"/registries/{kind}/{name}":       {"get", "put", "delete"},
 		"/registries/{kind}/{name}/reset": {"post"}, "/registries/{kind}/{name}/test": {"post"},
+		"/notifiers": {"get"}, "/notifiers/{name}/test": {"post"},
 		"/openapi.json": {"get"},
 	}
 	for path, methods := range routes {

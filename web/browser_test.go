@@ -34,15 +34,7 @@ const screenshotsEnv = "TAGWATCH_SCREENSHOTS"
 // it, break it, reset Docker Hub, delete and re-add, then check for updates
 // from the dashboard.
 func TestBrowser(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("Chromium is not installed at %s (apt-get install chromium): %v", chromiumPath, err)
-		}
-		t.Skipf("Chromium is not installed at %s (apt-get install chromium); skipping the browser test", chromiumPath)
-	}
-	if _, err := exec.LookPath(chromiumPath); err != nil {
-		t.Fatalf("%s is not executable: %v", chromiumPath, err)
-	}
+	requireChromium(t)
 	start := time.Now()
 
 	reg := startRegistry(t) // team/app:1.0.0, alice's password
@@ -83,38 +75,7 @@ func TestBrowser(t *testing.T) {
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 
-	shots := t.TempDir()
-	if dir := os.Getenv(screenshotsEnv); dir != "" {
-		shots = dir
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
-	defer cancel()
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	defer cancelBrowser()
-	if err := chromedp.Do(bctx); err != nil { // starts the browser
-		t.Fatalf("starting %s: %v", chromiumPath, err)
-	}
-
-	b := &browser{t: t, ctx: bctx, base: ts.URL, shots: shots}
+	b := newBrowser(t, ts.URL, 50*time.Second)
 	mine := `article[data-id="custom.mine"]`
 	hub := `article[data-id="hub.public"]`
 
@@ -234,6 +195,56 @@ func TestBrowser(t *testing.T) {
 	if took := time.Since(start); took > 60*time.Second {
 		t.Errorf("the browser test took %v; keep it under a minute", took)
 	}
+}
+
+// requireChromium skips the test without Chromium, except in CI.
+func requireChromium(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("Chromium is not installed at %s (apt-get install chromium): %v", chromiumPath, err)
+		}
+		t.Skipf("Chromium is not installed at %s (apt-get install chromium); skipping the browser test", chromiumPath)
+	}
+	if _, err := exec.LookPath(chromiumPath); err != nil {
+		t.Fatalf("%s is not executable: %v", chromiumPath, err)
+	}
+}
+
+// newBrowser starts headless Chromium for one test, bounded by timeout;
+// screenshots go to t.TempDir() (or $TAGWATCH_SCREENSHOTS).
+func newBrowser(t *testing.T, base string, timeout time.Duration) *browser {
+	t.Helper()
+	shots := t.TempDir()
+	if dir := os.Getenv(screenshotsEnv); dir != "" {
+		shots = dir
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	actx, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Flag("headless", true),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+	)
+	t.Cleanup(cancelAlloc)
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	t.Cleanup(cancelBrowser)
+	if err := chromedp.Do(bctx); err != nil { // starts the browser
+		t.Fatalf("starting %s: %v", chromiumPath, err)
+	}
+	return &browser{t: t, ctx: bctx, base: base, shots: shots}
 }
 
 type testWriter struct{ t *testing.T }
@@ -359,4 +370,59 @@ func (b *browser) screenshot(name string) {
 		b.t.Fatal(err)
 	}
 	b.t.Logf("screenshot: %s", path)
+}
+
+// TestBrowserNotifications opens Settings → Notifications with a webhook
+// notifier, tests it from its tile, and checks that the receiver got the
+// test message and that the url's token is not in the page.
+func TestBrowserNotifications(t *testing.T) {
+	requireChromium(t)
+	start := time.Now()
+
+	recv := startReceiver(t, false)
+	n := startNotifiers(t, map[string]map[string]string{"hook": hookSettings(recv)})
+	st, err := store.Open(filepath.Join(t.TempDir(), "tagwatch.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	live, err := registries.NewLive(registries.DefaultCatalog(), nil, nil, registries.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	srv := &web.Server{Store: st, Registries: live, Log: log, Notifiers: n}
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+
+	b := newBrowser(t, ts.URL, 30*time.Second)
+	hook := `article[data-name="hook"]`
+
+	// From the Registries tab to Notifications.
+	b.open("/settings/registries")
+	b.click(`nav.tabs a[href="/settings/notifications"]`)
+	b.waitText(hook, "hook")
+	txt := b.text(hook)
+	for _, s := range []string{"Webhook (JSON)", "config file", "read-only", recv.URL + "/hook/***", "minor", "^team/", "Not tested yet"} {
+		if !strings.Contains(txt, s) {
+			t.Errorf("the tile lacks %q:\n%s", s, txt)
+		}
+	}
+
+	// Test: the tile says ok, the receiver has the message.
+	b.click(hook + ` form[action$="/test"] button`)
+	b.waitText(".flash", "Tested hook: the test message was sent.")
+	b.waitText(hook+" .test-line.ok", "Test ok")
+	got := recv.got()
+	if len(got) != 1 || !got[0].Test || !strings.HasPrefix(got[0].Title, "[test]") {
+		t.Errorf("the receiver got %+v", got)
+	}
+	if html := b.eval(`document.documentElement.outerHTML`); strings.Contains(html, hookToken) {
+		t.Error("the page holds the webhook's token")
+	}
+	b.screenshot("notifications")
+
+	if took := time.Since(start); took > 15*time.Second {
+		t.Errorf("the notifications browser test took %v; keep it under 15 s", took)
+	}
 }

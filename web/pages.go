@@ -32,11 +32,12 @@ var funcs = template.FuncMap{
 	"source":  sourceLabel,
 	"display": displayName,
 	"unix":    func(t time.Time) int64 { return t.Unix() },
+	"service": serviceTitle,
 }
 
 func mustParsePages() *pages {
 	p := pages{}
-	for _, name := range []string{"dashboard", "history", "registries", "form", "error"} {
+	for _, name := range []string{"dashboard", "history", "registries", "notifications", "form", "error"} {
 		t := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
 		p[name] = t
 	}

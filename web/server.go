@@ -1,6 +1,7 @@
 // Package web serves tagwatch's UI (dashboard, history, Settings →
-// Registries) and its JSON API under /api/v1. Templates, CSS and JavaScript
-// are embedded: no build step, nothing fetched from elsewhere.
+// Registries and Notifications) and its JSON API under /api/v1. Templates,
+// CSS and JavaScript are embedded: no build step, nothing fetched from
+// elsewhere.
 package web
 
 import (
@@ -33,12 +34,20 @@ type Server struct {
 	// Basic); the zero value leaves both open.
 	Auth config.WebAuth
 	Log  *slog.Logger
+	// Metrics serves GET /metrics (Prometheus), behind the same auth as
+	// the API; nil leaves the route out.
+	Metrics http.Handler
+	// Notifiers are the config file's notifiers, shown (and tested) in
+	// Settings → Notifications and the API; nil: not available.
+	Notifiers Notifiers
 
 	// mu serializes registry changes: read the store, apply, write.
 	mu    sync.Mutex
 	once  sync.Once
 	pages *pages
 	auth  *authenticator
+	// notifierTests are the outcomes of the notifiers' last tests.
+	notifierTests notifierTests
 }
 
 //go:embed static
@@ -84,10 +93,15 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /settings/registries/{kind}/{name}/test", s.testRegistryForm)
 	mux.HandleFunc("POST /settings/registries/{kind}/{name}/reset", s.resetRegistryForm)
 	mux.HandleFunc("POST /settings/registries/{kind}/{name}/delete", s.deleteRegistryForm)
+	mux.HandleFunc("GET /settings/notifications", s.notificationsPage)
+	mux.HandleFunc("POST /settings/notifications/{name}/test", s.testNotifierForm)
 
 	// API.
 	mux.HandleFunc("GET /api/v1/openapi.json", serveOpenAPI)
 	mux.HandleFunc("GET /api/v1/healthz", s.apiHealth)
+	if s.Metrics != nil {
+		mux.Handle("GET /metrics", s.Metrics)
+	}
 	mux.HandleFunc("GET /api/v1/status", s.apiStatus)
 	mux.HandleFunc("POST /api/v1/check", s.apiCheck)
 	mux.HandleFunc("GET /api/v1/images", s.apiImages)
@@ -100,6 +114,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("DELETE /api/v1/registries/{kind}/{name}", s.apiDeleteRegistry)
 	mux.HandleFunc("POST /api/v1/registries/{kind}/{name}/reset", s.apiResetRegistry)
 	mux.HandleFunc("POST /api/v1/registries/{kind}/{name}/test", s.apiTestRegistry)
+	mux.HandleFunc("GET /api/v1/notifiers", s.apiListNotifiers)
+	mux.HandleFunc("POST /api/v1/notifiers/{name}/test", s.apiTestNotifier)
 
 	var h http.Handler = s.fallback(mux)
 	h = s.requireAuth(h)

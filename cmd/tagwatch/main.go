@@ -5,14 +5,12 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -28,9 +26,17 @@ registries have a newer version or a new digest.
 Usage:
   tagwatch serve [--config FILE] [--data FILE] [--listen ADDR]
   tagwatch check [--config FILE] [--json] [--platform OS/ARCH] [IMAGE...]
+  tagwatch config validate [--config FILE]
+  tagwatch config example
   tagwatch version
+  tagwatch healthcheck [--url URL]
 
-Run 'tagwatch COMMAND --help' for a command's flags.
+Every setting can also come from the environment: TAGWATCH_CONFIG,
+TAGWATCH_DATA, TAGWATCH_REGISTRY_<KIND>_<NAME>_<VARIABLE>,
+TAGWATCH_WATCHER_<NAME>_<SETTING>, TAGWATCH_IMAGES, TAGWATCH_WEB_LISTEN, …
+(add _FILE to read a value from a file); see README.md.
+
+Run 'tagwatch COMMAND --help' (or 'tagwatch help COMMAND') for a command's flags.
 `
 
 // exit codes
@@ -63,10 +69,19 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return runServe(ctx, args[1:], environ, stdout, stderr)
 	case "check":
 		return runCheck(ctx, args[1:], environ, stdout, stderr)
-	case "version", "--version":
-		fmt.Fprintln(stdout, versionString())
+	case "config":
+		return runConfig(args[1:], environ, stdout, stderr)
+	case "version":
+		return runVersion(args[1:], stdout, stderr)
+	case "--version":
+		fmt.Fprint(stdout, versionText())
 		return exitOK
-	case "help", "-h", "--help":
+	case "healthcheck":
+		return runHealthcheck(ctx, args[1:], environ, stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		if len(args) > 1 && args[0] == "help" { // tagwatch help serve
+			return run(ctx, append(args[1:], "--help"), environ, stdout, stderr)
+		}
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	default:
@@ -77,12 +92,11 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 
 func runCheck(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", envOr(environ, "TAGWATCH_CONFIG", ""), "configuration `file` (YAML); env TAGWATCH_CONFIG")
 	asJSON := fs.Bool("json", false, "print a JSON array, one object per image")
 	platform := fs.String("platform", "", "platform to resolve multi-arch images to (default from config, else linux/amd64)")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: tagwatch check [flags] [IMAGE...]
+		fmt.Fprint(fs.Output(), `Usage: tagwatch check [flags] [IMAGE...]
 
 Checks each IMAGE (or, with none, the config file's images:) once and prints
 one result per image: the newest tag of the same shape, the digests, and the
@@ -92,11 +106,8 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return code
 	}
 
 	cat := registries.DefaultCatalog()
@@ -201,25 +212,4 @@ func envOr(environ []string, key, def string) string {
 		}
 	}
 	return def
-}
-
-// version is set by the release build (-ldflags "-X main.version=v1.2.3").
-var version = ""
-
-func versionString() string {
-	v := version
-	info, ok := debug.ReadBuildInfo()
-	if v == "" && ok {
-		v = info.Main.Version
-	}
-	s := "tagwatch " + v
-	if ok {
-		for _, kv := range info.Settings {
-			if kv.Key == "vcs.revision" || kv.Key == "vcs.time" || kv.Key == "vcs.modified" {
-				s += " " + kv.Key + "=" + kv.Value
-			}
-		}
-		s += " " + info.GoVersion
-	}
-	return s
 }

@@ -18,6 +18,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/tagwatch/tagwatch/config"
+	"github.com/tagwatch/tagwatch/metrics"
+	"github.com/tagwatch/tagwatch/notify"
 	"github.com/tagwatch/tagwatch/registries"
 	"github.com/tagwatch/tagwatch/store"
 	"github.com/tagwatch/tagwatch/watcher"
@@ -33,7 +35,7 @@ func runServe(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 	logFormat := fs.String("log-format", envOr(environ, "TAGWATCH_LOG_FORMAT", "text"), "log format: text or json; env TAGWATCH_LOG_FORMAT")
 	logLevel := fs.String("log-level", envOr(environ, "TAGWATCH_LOG_LEVEL", "info"), "log level: debug, info, warn, error; env TAGWATCH_LOG_LEVEL")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: tagwatch serve [flags]
+		fmt.Fprint(fs.Output(), `Usage: tagwatch serve [flags]
 
 Runs the daemon: watches the Docker engines and the images listed in the
 config, checks them on schedule (and on start), keeps the results in the
@@ -45,11 +47,8 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return code
 	}
 	log, err := newLogger(stderr, *logFormat, *logLevel)
 	if err != nil {
@@ -93,18 +92,40 @@ Flags:
 		fmt.Fprintf(stderr, "tagwatch: %v\n", err)
 		return exitUsage
 	}
+	notifiers, err := notify.New(cfg.Notifiers, st, notify.Options{Log: log})
+	if err != nil {
+		fmt.Fprintf(stderr, "tagwatch: %v\n", err)
+		return exitUsage
+	}
+	for _, n := range cfg.Notifiers {
+		log.Info("notifier", "name", n.Name, "type", n.Type, "url", n.Redacted(), "threshold", n.Threshold, "batch", n.Batch)
+	}
+	// Sends still queued at shutdown get a few seconds (after the web server
+	// and the running cycle have stopped).
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		notifiers.Close(ctx)
+	}()
+	// Metrics for GET /metrics: metrics.Handler(met), mounted by the web server.
+	met := metrics.New(metrics.Options{Registries: live.Set, Store: st, Notifiers: notifiers.Status, Log: log})
 	d := &watcher.Daemon{
 		Sources:  sources,
-		Checker:  &watcher.Checker{Registries: live.Set},
+		Checker:  &watcher.Checker{Registries: live.Set, Observe: met.ObserveCheck},
 		Store:    st,
 		Log:      log,
 		Platform: *plat,
 		Jitter:   5 * time.Minute,
+		// Both only note or enqueue: a cycle never waits for a receiver.
+		OnCycle: func(rep watcher.CycleReport) {
+			met.ObserveCycle(rep)
+			notifiers.Notify(rep.Updates)
+		},
 	}
 
 	srv := &http.Server{
 		Addr:              *listen,
-		Handler:           (&web.Server{Store: st, Registries: live, Daemon: d, Auth: cfg.Web.Auth, Log: log}).Handler(),
+		Handler:           (&web.Server{Store: st, Registries: live, Daemon: d, Auth: cfg.Web.Auth, Log: log, Metrics: metrics.Handler(met), Notifiers: notifiers}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,

@@ -227,6 +227,16 @@ func TestServeSurvivesKill(t *testing.T) {
 	if len(served.Images) != repos {
 		t.Errorf("after the restart the API serves %d images, want %d", len(served.Images), repos)
 	}
+	// Prometheus sees the same store.
+	res, err = http.Get(c.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(body), fmt.Sprintf("tagwatch_images_watched %d\n", repos)) {
+		t.Errorf("GET /metrics: %s, no tagwatch_images_watched %d:\n%.2000s", res.Status, repos, body)
+	}
 	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,188 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/tagwatch/tagwatch/config"
+	"github.com/tagwatch/tagwatch/registries"
+)
+
+func secretFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestEnvCoversEveryWatcherSetting sets each of Watcher's YAML keys through
+// TAGWATCH_WATCHER_<NAME>_<KEY>: a new field without an environment
+// variable fails here.
+func TestEnvCoversEveryWatcherSetting(t *testing.T) {
+	typ := reflect.TypeFor[config.Watcher]()
+	var tags []string
+	for f := range typ.Fields() {
+		tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if tag == "" || tag == "-" {
+			t.Fatalf("Watcher.%s has no yaml name", f.Name)
+		}
+		tags = append(tags, tag)
+		value := "/some/" + tag
+		switch {
+		case tag == "cron":
+			value = "*/5 * * * *"
+		case f.Type.Kind() == reflect.Bool || f.Type.Kind() == reflect.Pointer:
+			value = "true"
+		}
+		env := []string{"TAGWATCH_WATCHER_NAS_" + strings.ToUpper(tag) + "=" + value}
+		if tag == "certfile" || tag == "keyfile" { // they go in pairs
+			env = []string{"TAGWATCH_WATCHER_NAS_CERTFILE=/some/certfile", "TAGWATCH_WATCHER_NAS_KEYFILE=/some/keyfile"}
+		}
+		c, err := config.Load("", env, registries.DefaultCatalog())
+		if err != nil {
+			t.Errorf("%s: %v", env, err)
+			continue
+		}
+		if v := reflect.ValueOf(c.Watchers["nas"]).FieldByName(f.Name); v.IsZero() {
+			t.Errorf("%s did not set Watcher.%s", env, f.Name)
+		}
+	}
+	sort.Strings(tags)
+	if got := config.WatcherKeys(); !slices.Equal(got, tags) {
+		t.Errorf("WatcherKeys() = %v, Watcher's YAML keys are %v", got, tags)
+	}
+}
+
+// TestEnvOverFileWatchers: the environment adds to the file's watcher of the
+// same name (each setting it names wins), and may add watchers.
+func TestEnvOverFileWatchers(t *testing.T) {
+	p := write(t, `watchers:
+  nas:
+    host: tcp://old.lan:2376
+    cron: "0 * * * *"
+    watchbydefault: false
+`)
+	c, err := config.Load(p, []string{
+		"TAGWATCH_WATCHER_NAS_HOST_FILE=" + secretFile(t, "tcp://nas.lan:2376\n"),
+		"TAGWATCH_WATCHER_NAS_WATCHSTOPPED=true",
+		"TAGWATCH_WATCHER_MY_PI_HOST=tcp://pi.lan:2375",
+		"TAGWATCH_WATCHER_MY_PI_WATCHBYDEFAULT=1",
+		"TAGWATCH_WATCHER_LOCAL_HOST=", // the local engine, with its defaults
+	}, registries.DefaultCatalog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nas := c.Watchers["nas"]
+	if nas.Host != "tcp://nas.lan:2376" || nas.Cron != "0 * * * *" || nas.WatchByDefault == nil || *nas.WatchByDefault || !nas.WatchStopped {
+		t.Errorf("nas = %+v", nas)
+	}
+	pi := c.Watchers["my_pi"]
+	if pi.Host != "tcp://pi.lan:2375" || pi.WatchByDefault == nil || !*pi.WatchByDefault {
+		t.Errorf("my_pi = %+v", pi)
+	}
+	if local, ok := c.Watchers["local"]; !ok || local != (config.Watcher{}) {
+		t.Errorf("local = %+v, %v", local, ok)
+	}
+	if len(c.Watchers) != 3 {
+		t.Errorf("watchers: %+v", c.Watchers)
+	}
+}
+
+// TestEnvOverFileTopLevel: images, cron, platform and web from the
+// environment win over the file's.
+func TestEnvOverFileTopLevel(t *testing.T) {
+	p := write(t, `images:
+  - image: postgres:16
+    tag: {policy: minor}
+cron: "0 3 * * *"
+platform: linux/amd64
+web:
+  listen: 127.0.0.1:8080
+  auth: {username: file, password: file-hash}
+`)
+	c, err := config.Load(p, []string{
+		"TAGWATCH_IMAGES=nginx:1.25,redis:7 \n ghcr.io/home-assistant/home-assistant:2024.10.1,",
+		"TAGWATCH_CRON=*/30 * * * *",
+		"TAGWATCH_PLATFORM=linux/arm64/v8",
+		"TAGWATCH_WEB_LISTEN=0.0.0.0:8080",
+		"TAGWATCH_WEB_AUTH_USERNAME=admin",
+		"TAGWATCH_WEB_AUTH_PASSWORD_FILE=" + secretFile(t, "$2y$10$hash\n"),
+		"TAGWATCH_WEB_AUTH_TOKEN_FILE=" + secretFile(t, "api-token"),
+		"TAGWATCH_WEB_ALLOWREMOTE=true",
+	}, registries.DefaultCatalog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var imgs []string
+	for _, img := range c.Images {
+		imgs = append(imgs, img.Image)
+	}
+	if want := []string{"nginx:1.25", "redis:7", "ghcr.io/home-assistant/home-assistant:2024.10.1"}; !slices.Equal(imgs, want) {
+		t.Errorf("images = %q, want %q (TAGWATCH_IMAGES replaces the file's list)", imgs, want)
+	}
+	if c.ImagesCron != "*/30 * * * *" || c.Platform != "linux/arm64/v8" {
+		t.Errorf("cron %q, platform %q", c.ImagesCron, c.Platform)
+	}
+	want := config.Web{Listen: "0.0.0.0:8080", AllowRemote: true, Auth: config.WebAuth{Username: "admin", Password: "$2y$10$hash", Token: "api-token"}}
+	if c.Web != want {
+		t.Errorf("web = %+v, want %+v", c.Web, want)
+	}
+	if o := c.Where("images[0]"); o.Env != "TAGWATCH_IMAGES" {
+		t.Errorf("images[0] comes from %v", o)
+	}
+}
+
+func TestEnvAndWatcherErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		env  []string
+		want string
+	}{
+		{"bad bool", "", []string{"TAGWATCH_WATCHER_NAS_WATCHSTOPPED=yes"},
+			"environment TAGWATCH_WATCHER_NAS_WATCHSTOPPED: watchers.nas.watchstopped: must be true or false"},
+		{"unknown watcher setting", "", []string{"TAGWATCH_WATCHER_NAS_HOSTNAME=x"},
+			"environment TAGWATCH_WATCHER_NAS_HOSTNAME: watchers.nas.hostname: is not a watcher setting (cafile, certfile, cron, host, keyfile, watchbydefault, watchstopped)"},
+		{"no watcher name", "", []string{"TAGWATCH_WATCHER_HOST=x"},
+			"environment TAGWATCH_WATCHER_HOST: watchers: want TAGWATCH_WATCHER_<NAME>_<SETTING>"},
+		{"watcher secret file missing", "", []string{"TAGWATCH_WATCHER_NAS_KEYFILE_FILE=/nonexistent/x"},
+			"environment TAGWATCH_WATCHER_NAS_KEYFILE_FILE: watcher_nas_keyfile: reading the file it names"},
+		{"bad cron from the environment", "", []string{"TAGWATCH_CRON=every day"},
+			`environment TAGWATCH_CRON: cron: "every day" is not a 5-field cron schedule`},
+		{"bad watcher cron from the environment", "", []string{"TAGWATCH_WATCHER_NAS_CRON=* * *"},
+			`environment TAGWATCH_WATCHER_NAS_CRON: watchers.nas.cron: "* * *" is not a 5-field cron schedule`},
+		{"bad image from the environment", "", []string{"TAGWATCH_IMAGES=nginx,Nginx:1"},
+			"environment TAGWATCH_IMAGES: images[1].image:"},
+		{"bad allowremote", "", []string{"TAGWATCH_WEB_ALLOWREMOTE=maybe"},
+			"environment TAGWATCH_WEB_ALLOWREMOTE: web.allowremote: must be true or false"},
+		{"bad cron in the file", "watchers:\n  nas:\n    host: tcp://nas:2376\n    cron: '61 * * * *'\n", nil,
+			`:4: watchers.nas.cron: "61 * * * *" is not a 5-field cron schedule`},
+		{"bad images cron in the file", "images:\n  - image: nginx\ncron: '@every'\n", nil,
+			`:3: cron: "@every" is not a 5-field cron schedule`},
+		{"certfile without keyfile", "watchers:\n  nas:\n    host: tcp://nas:2376\n    certfile: cert.pem\n", nil,
+			":2: watchers.nas.keyfile: must be defined with certfile"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := write(t, tt.body)
+			_, err := config.Load(p, tt.env, registries.DefaultCatalog())
+			if err == nil {
+				t.Fatal("no error")
+			}
+			want := tt.want
+			if strings.HasPrefix(want, ":") {
+				want = p + want
+			}
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error lacks %q:\n%v", want, err)
+			}
+		})
+	}
+}

@@ -1,0 +1,217 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tagwatch/tagwatch/notify"
+)
+
+// Notifiers is what the web needs of the running notifiers: their settings
+// (no secrets), their state, and a test message on demand.
+// *notify.Notifiers implements it.
+type Notifiers interface {
+	Specs() []*notify.Spec
+	Status() []notify.Status
+	Test(ctx context.Context, name string) error
+}
+
+// notifierTestTimeout bounds a test message, whatever the receiver does.
+const notifierTestTimeout = 20 * time.Second
+
+// notifierTest is the outcome of the last test of a notifier. It lives in
+// memory: the notifiers come from the config file, and so does their state.
+type notifierTest struct {
+	TestedAt time.Time `json:"testedAt"`
+	OK       bool      `json:"ok"`
+	Error    string    `json:"error,omitempty"`
+}
+
+// notifierTests remembers the last test of each notifier.
+type notifierTests struct {
+	mu   sync.Mutex
+	last map[string]notifierTest
+}
+
+func (t *notifierTests) set(name string, v notifierTest) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.last == nil {
+		t.last = map[string]notifierTest{}
+	}
+	t.last[name] = v
+}
+
+func (t *notifierTests) get(name string) *notifierTest {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if v, ok := t.last[name]; ok {
+		return &v
+	}
+	return nil
+}
+
+// notifierView is a notifier in the API and on its tile. URL is redacted;
+// the counters start at zero with the process.
+type notifierView struct {
+	notify.Status
+	Service   string        `json:"service"` // ntfy, gotify, …, webhook, apprise
+	Source    string        `json:"source"`  // always "file": the UI does not create notifiers
+	Threshold string        `json:"threshold"`
+	Images    string        `json:"images,omitempty"` // the image filter; "" is every image
+	Digest    *bool         `json:"digest,omitempty"` // nil follows the threshold
+	Batch     bool          `json:"batch"`
+	Test      *notifierTest `json:"test,omitempty"`
+}
+
+// serviceOf names the service a notifier speaks to: its type for the
+// webhook and Apprise, else its url's scheme (ntfy, gotify, discord, …).
+func serviceOf(typ, redacted string) string {
+	if typ == notify.TypeWebhook || typ == notify.TypeApprise {
+		return typ
+	}
+	if scheme, _, ok := strings.Cut(redacted, "://"); ok && scheme != "" {
+		return strings.ToLower(scheme)
+	}
+	return typ
+}
+
+// serviceTitles are the services' names on the tiles.
+var serviceTitles = map[string]string{
+	"ntfy": "ntfy", "gotify": "Gotify", "discord": "Discord", "slack": "Slack", "telegram": "Telegram",
+	"pushover": "Pushover", "matrix": "Matrix", "smtp": "Email (SMTP)", "teams": "Microsoft Teams",
+	"webhook": "Webhook (JSON)", "apprise": "Apprise API",
+}
+
+func serviceTitle(service string) string {
+	if t, ok := serviceTitles[service]; ok {
+		return t
+	}
+	return service
+}
+
+// listNotifiers joins each notifier's settings and state, in config order.
+func (s *Server) listNotifiers() []notifierView {
+	status := map[string]notify.Status{}
+	for _, st := range s.Notifiers.Status() {
+		status[st.Name] = st
+	}
+	specs := s.Notifiers.Specs()
+	out := make([]notifierView, 0, len(specs))
+	for _, sp := range specs {
+		st, ok := status[sp.Name]
+		if !ok {
+			st = notify.Status{Name: sp.Name, Type: sp.Type, URL: sp.Redacted()}
+		}
+		out = append(out, notifierView{
+			Status:    st,
+			Service:   serviceOf(sp.Type, st.URL),
+			Source:    "file",
+			Threshold: sp.Threshold,
+			Images:    sp.Images(),
+			Digest:    sp.Digest,
+			Batch:     sp.Batch,
+			Test:      s.notifierTests.get(sp.Name),
+		})
+	}
+	return out
+}
+
+// errNoNotifiers answers when the server was built without notifiers.
+var errNoNotifiers = &opError{Status: http.StatusServiceUnavailable, Msg: "notifications are not available in this server"}
+
+// testNotifier sends a test message through a notifier and records the
+// outcome for its tile. An unknown name is a 404 opError; a failed send
+// comes back as a notifierTest, its error free of the url's secrets.
+func (s *Server) testNotifier(ctx context.Context, name string) (notifierTest, error) {
+	if s.Notifiers == nil {
+		return notifierTest{}, errNoNotifiers
+	}
+	known := false
+	for _, sp := range s.Notifiers.Specs() {
+		known = known || sp.Name == name
+	}
+	if !known {
+		return notifierTest{}, &opError{Status: http.StatusNotFound, Msg: "no notifier is named " + name}
+	}
+	ctx, cancel := context.WithTimeout(ctx, notifierTestTimeout)
+	defer cancel()
+	err := s.Notifiers.Test(ctx, name)
+	if errors.Is(err, notify.ErrUnknown) {
+		return notifierTest{}, &opError{Status: http.StatusNotFound, Msg: "no notifier is named " + name}
+	}
+	res := notifierTest{TestedAt: time.Now().UTC(), OK: err == nil}
+	if err != nil {
+		res.Error = err.Error()
+		s.Log.Warn("notifier test failed", "notifier", name, "err", err)
+	}
+	s.notifierTests.set(name, res)
+	return res, nil
+}
+
+// ---- Page ----
+
+type notificationsPage struct {
+	base
+	Available bool
+	Tiles     []notifierView
+}
+
+func (s *Server) notificationsPage(w http.ResponseWriter, r *http.Request) {
+	p := notificationsPage{base: base{Title: "Notifications", Page: "settings"}, Available: s.Notifiers != nil}
+	if p.Available {
+		p.Tiles = s.listNotifiers()
+	}
+	if name := r.URL.Query().Get("tested"); name != "" {
+		for _, t := range p.Tiles {
+			if t.Name != name || t.Test == nil {
+				continue
+			}
+			p.Flash = "Tested " + name + ": the test message was sent."
+			if !t.Test.OK {
+				p.Flash = "Tested " + name + ": the test message was not sent; its tile says why."
+			}
+		}
+	}
+	s.render(w, http.StatusOK, "notifications", p)
+}
+
+// testNotifierForm is the tile's Test button, without JavaScript.
+func (s *Server) testNotifierForm(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if _, err := s.testNotifier(r.Context(), name); err != nil {
+		s.errorPage(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/settings/notifications?tested="+url.QueryEscape(name)+"#notifier-"+url.PathEscape(name), http.StatusSeeOther)
+}
+
+// ---- API ----
+
+func (s *Server) apiListNotifiers(w http.ResponseWriter, r *http.Request) {
+	if s.Notifiers == nil {
+		s.fail(w, r, errNoNotifiers)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string][]notifierView{"notifiers": s.listNotifiers()})
+}
+
+// apiTestNotifier answers 200 {"ok": true} when the test message was sent,
+// 502 {"error": "..."} when the receiver failed.
+func (s *Server) apiTestNotifier(w http.ResponseWriter, r *http.Request) {
+	res, err := s.testNotifier(r.Context(), r.PathValue("name"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if !res.OK {
+		writeError(w, http.StatusBadGateway, res.Error, nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+}
