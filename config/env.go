@@ -108,3 +108,18 @@ func (c *Config) envRegistry(origin Origin, rest, val string, cat registries.Cat
 	c.where[field+"."+variable] = origin
 	return nil
 }
+
+// envNameKey splits the <NAME>_<KEY> end of a variable. Keys hold no
+// underscore, so the name is whatever lies before the last one.
+func envNameKey(origin Origin, section, what, form, rest string) (name, key string, err error) {
+	rest = strings.ToLower(rest)
+	cut := strings.LastIndex(rest, "_")
+	if cut <= 0 {
+		return "", "", &Error{origin, section, "want " + form}
+	}
+	name, key = rest[:cut], rest[cut+1:]
+	if err := checkName(name); err != nil {
+		return "", "", &Error{origin, section + "." + name, strings.Replace(err.Error(), "instance name", what+" name", 1)}
+	}
+	return name, key, nil
+}

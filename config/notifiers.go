@@ -66,16 +66,11 @@ func (c *Config) notifierValues(name string) map[string]string {
 // envNotifier reads TAGWATCH_NOTIFIER_<NAME>_<KEY>. Keys hold no
 // underscore, so the name is whatever lies before the last one.
 func (c *Config) envNotifier(origin Origin, rest, val string) error {
-	rest = strings.ToLower(rest)
-	cut := strings.LastIndex(rest, "_")
-	if cut <= 0 {
-		return &Error{origin, "notifiers", "want TAGWATCH_NOTIFIER_<NAME>_<SETTING>"}
+	name, key, err := envNameKey(origin, "notifiers", "notifier", "TAGWATCH_NOTIFIER_<NAME>_<SETTING>", rest)
+	if err != nil {
+		return err
 	}
-	name, key := rest[:cut], rest[cut+1:]
 	field := "notifiers." + name
-	if err := checkName(name); err != nil {
-		return &Error{origin, field, strings.Replace(err.Error(), "instance name", "notifier name", 1)}
-	}
 	c.notifierValues(name)[key] = val
 	if _, seen := c.where[field]; !seen {
 		c.where[field] = origin

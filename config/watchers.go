@@ -55,16 +55,11 @@ func parseBool(v string) (bool, error) {
 // underscore, so the name is whatever lies before the last one. It adds to
 // (or creates) the watcher of that name from the file.
 func (c *Config) envWatcher(origin Origin, rest, val string) error {
-	rest = strings.ToLower(rest)
-	cut := strings.LastIndex(rest, "_")
-	if cut <= 0 {
-		return &Error{origin, "watchers", "want TAGWATCH_WATCHER_<NAME>_<SETTING>"}
+	name, key, err := envNameKey(origin, "watchers", "watcher", "TAGWATCH_WATCHER_<NAME>_<SETTING>", rest)
+	if err != nil {
+		return err
 	}
-	name, key := rest[:cut], rest[cut+1:]
 	field := "watchers." + name
-	if err := checkName(name); err != nil {
-		return &Error{origin, field, strings.Replace(err.Error(), "instance name", "watcher name", 1)}
-	}
 	set, ok := watcherKeys[key]
 	if !ok {
 		return &Error{origin, field + "." + key, "is not a watcher setting (" + strings.Join(WatcherKeys(), ", ") + ")"}
