@@ -329,8 +329,13 @@ func (in *Instance) explain(img Image, op string, err error) error {
 		switch te.StatusCode {
 		case http.StatusUnauthorized, http.StatusForbidden:
 			if in.Source == SourceImplicit {
-				return fmt.Errorf("image %s: %s: registry %s requires credentials: configure a registry with url: https://%s (%w: %v)",
-					img, op, img.Host, img.Host, ErrUnauthorized, err)
+				// The scheme that answered: a LAN registry may speak plain HTTP.
+				scheme := "https"
+				if te.Request != nil && te.Request.URL.Scheme == "http" {
+					scheme = "http"
+				}
+				return fmt.Errorf("image %s: %s: registry %s requires credentials: configure a registry with url: %s://%s (%w: %v)",
+					img, op, img.Host, scheme, img.Host, ErrUnauthorized, err)
 			}
 			if in.Anonymous() {
 				return fmt.Errorf("image %s: %s: registry %s requires credentials, and %s has none: give it credentials in the config file or the Settings tab (%w: %v)",

@@ -510,7 +510,8 @@ func TestImplicit(t *testing.T) {
 		t.Fatalf("closed registry: err = %v, want one wrapping ErrUnauthorized", err)
 	}
 	t.Logf("user sees: %v", err)
-	for _, s := range []string{"requires credentials", "url: https://" + closed.Host} {
+	// closed is a plain-HTTP registry: the advice names the scheme that answered.
+	for _, s := range []string{"requires credentials", "url: http://" + closed.Host} {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("error %q does not say %q", err, s)
 		}

@@ -22,6 +22,7 @@ var keySchemaVersion = []byte("schema_version")
 // the released steps, and editing one would leave them different from new files.
 var migrations = []func(tx *bolt.Tx) error{
 	migrateV1,
+	migrateV2,
 }
 
 // migrateV1 creates the initial buckets.
@@ -30,6 +31,14 @@ func migrateV1(tx *bolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}
+	}
+	return nil
+}
+
+// migrateV2 adds the notifiers saved from Settings → Notifications.
+func migrateV2(tx *bolt.Tx) error {
+	if _, err := tx.CreateBucketIfNotExists(bucketNotifiers); err != nil {
+		return fmt.Errorf("create bucket %s: %w", bucketNotifiers, err)
 	}
 	return nil
 }

@@ -13,6 +13,17 @@ type Registry struct {
 	UpdatedAt time.Time         `json:"updatedAt"`
 }
 
+// Notifier is a notifier saved from Settings → Notifications: its settings
+// as notify.Parse takes them (key → value).
+type Notifier struct {
+	Name     string            `json:"name"`
+	Settings map[string]string `json:"settings"` // settings that are not secret
+	// Secrets are the secret settings: the url, which holds tokens and
+	// passwords. They are never encoded to JSON, like Registry.Secrets.
+	Secrets   map[string]string `json:"-"`
+	UpdatedAt time.Time         `json:"updatedAt"`
+}
+
 // RegistryTest is the outcome of the last connection test of an instance.
 type RegistryTest struct {
 	Kind     string    `json:"kind"`

@@ -48,6 +48,7 @@ var (
 	bucketRegistries    = []byte("registries")
 	bucketRegistryTests = []byte("registry_tests")
 	bucketSent          = []byte("sent")
+	bucketNotifiers     = []byte("notifiers") // schema 2
 )
 
 // Store is an open tagwatch state file. Its methods are safe for concurrent use.
@@ -550,7 +551,7 @@ func (s *Store) wrap(err error, format string, args ...any) error {
 	return fmt.Errorf("store %s: %s: %w", s.path, fmt.Sprintf(format, args...), err)
 }
 
-// bucket returns a top-level bucket. Migration 1 creates them all, so a
+// bucket returns a top-level bucket. The migrations create them all, so a
 // missing one means the file was changed behind tagwatch's back.
 func bucket(tx *bolt.Tx, name []byte) (*bolt.Bucket, error) {
 	b := tx.Bucket(name)
