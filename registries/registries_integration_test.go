@@ -620,3 +620,28 @@ func TestPrivateCA(t *testing.T) {
 		})
 	}
 }
+
+// TestTokenServerOnAnotherPrivateAddress: a LAN registry whose challenge
+// names its token server by IP on another port (self-hosted GitLab: registry
+// :5050, auth :443) works, configured or not. go-containerregistry alone
+// refuses such a realm.
+func TestTokenServerOnAnotherPrivateAddress(t *testing.T) {
+	reg := regtest.Start(t, regtest.Options{Users: map[string]string{"alice": "s3cret"}, Token: true, RealmIP: true})
+	want := reg.Push(t, "team/app:1.0.0", regtest.Image(t, "realm-ip")).String()
+
+	in := openInstance(t, "custom", "lan", registries.Values{"url": reg.URL, "login": "alice", "password": "s3cret"})
+	tags, d, err := check(ctx(t), in, image(t, reg.Host+"/team/app:1.0.0"))
+	if err != nil || d.Digest != want || len(tags) != 1 {
+		t.Fatalf("tags %v, digest %s, err %v; want 1.0.0 at %s", tags, d.Digest, err, want)
+	}
+	if n := in.Stats().Requests(registries.RequestToken); n != 1 {
+		t.Errorf("%d token requests, want 1", n)
+	}
+	if err := in.Test(ctx(t), "", ""); err != nil {
+		t.Errorf("connection test: %v", err)
+	}
+	bad := openInstance(t, "custom", "bad", registries.Values{"url": reg.URL, "login": "alice", "password": "wrong"})
+	if _, _, err := check(ctx(t), bad, image(t, reg.Host+"/team/app:1.0.0")); !errors.Is(err, registries.ErrUnauthorized) {
+		t.Errorf("wrong password: %v", err)
+	}
+}

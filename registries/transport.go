@@ -8,7 +8,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -210,6 +212,8 @@ type instrumented struct {
 	// for more gets its 429 passed on as an error for this image.
 	maxWait time.Duration
 
+	realms realmAliases
+
 	mu         sync.Mutex
 	pauseUntil time.Time // after a 429, every request to the instance waits
 }
@@ -221,6 +225,10 @@ func (t *instrumented) RoundTrip(r *http.Request) (*http.Response, error) {
 	if t.scheme != "" && r.URL.Scheme != t.scheme && strings.EqualFold(r.URL.Host, t.host) {
 		r = r.Clone(r.Context())
 		r.URL.Scheme = t.scheme
+	}
+	if real, ok := t.realms.real(r.URL.Host); ok {
+		r = r.Clone(r.Context())
+		r.URL.Host, r.Host = real, real
 	}
 	class := classify(r)
 	if class == RequestPing && r.Method == http.MethodGet && r.Header.Get("Authorization") == "" {
@@ -265,6 +273,7 @@ func (t *instrumented) RoundTrip(r *http.Request) (*http.Response, error) {
 			r.Body = body
 		}
 	}
+	t.realms.rewrite(r.URL.Host, res.Header)
 	if class == RequestPing && r.Method == http.MethodGet && r.Header.Get("Authorization") == "" {
 		return t.pings.put(r, res)
 	}
@@ -371,4 +380,83 @@ func (c *pingCache) put(r *http.Request, res *http.Response) (*http.Response, er
 	c.mu.Unlock()
 	res.Body = io.NopCloser(bytes.NewReader(body))
 	return res, nil
+}
+
+// realmAliases lets a registry on a LAN or loopback address use a token
+// server on another private address, as self-hosted GitLab does (registry
+// on :5050, auth on :443). go-containerregistry refuses a realm on a private
+// IP other than the registry's own host:port, to stop a public registry from
+// steering tokens requests into the local network. A registry that is
+// itself private is already in that network, so its realm is renamed to an
+// alias hostname go-containerregistry accepts, and requests to the alias go
+// to the real address. A public registry's private realm is left alone and
+// still refused.
+type realmAliases struct {
+	mu      sync.Mutex
+	byAlias map[string]string
+	byReal  map[string]string
+}
+
+const realmAliasSuffix = ".realm.tagwatch.invalid"
+
+var bearerRealm = regexp.MustCompile(`(?i)(realm=")([^"]*)(")`)
+
+func (a *realmAliases) real(host string) (string, bool) {
+	if !strings.HasSuffix(host, realmAliasSuffix) && !strings.Contains(host, realmAliasSuffix+":") {
+		return "", false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	real, ok := a.byAlias[host]
+	return real, ok
+}
+
+// rewrite renames a private realm in a challenge from a private registry.
+func (a *realmAliases) rewrite(registryHost string, h http.Header) {
+	challenges := h.Values("Www-Authenticate")
+	if len(challenges) == 0 || !privateHost(registryHost) {
+		return
+	}
+	for i, c := range challenges {
+		challenges[i] = bearerRealm.ReplaceAllStringFunc(c, func(m string) string {
+			parts := bearerRealm.FindStringSubmatch(m)
+			u, err := url.Parse(parts[2])
+			if err != nil || u.Host == registryHost || net.ParseIP(u.Hostname()) == nil || !privateHost(u.Host) {
+				return m
+			}
+			u.Host = a.alias(u.Host)
+			return parts[1] + u.String() + parts[3]
+		})
+	}
+	h.Del("Www-Authenticate")
+	for _, c := range challenges {
+		h.Add("Www-Authenticate", c)
+	}
+}
+
+func (a *realmAliases) alias(real string) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if al, ok := a.byReal[real]; ok {
+		return al
+	}
+	if a.byAlias == nil {
+		a.byAlias, a.byReal = map[string]string{}, map[string]string{}
+	}
+	al := fmt.Sprintf("r%d%s", len(a.byAlias)+1, realmAliasSuffix)
+	a.byAlias[al], a.byReal[real] = real, al
+	return al
+}
+
+// privateHost reports whether host (with or without a port) is localhost or
+// a loopback, private or link-local IP address.
+func privateHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && (ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast())
 }

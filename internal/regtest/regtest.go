@@ -74,6 +74,10 @@ type Options struct {
 	// Service is the token service (the JWT audience) the registry accepts;
 	// "container_registry" (GitLab's) when empty.
 	Service string
+	// RealmIP names the token server by its address, 127.0.0.1:PORT, in
+	// the registry's challenge, as a LAN registry with its token server on
+	// another port does (self-hosted GitLab: registry :5050, auth :443).
+	RealmIP bool
 	// TLS serves HTTPS with a certificate for 127.0.0.1 and localhost signed
 	// by a CA of the test's own; Registry.CAFile holds that CA.
 	TLS bool
@@ -88,9 +92,10 @@ type Registry struct {
 	CAFile string  // PEM of the CA that signed the HTTPS certificate; "" without TLS
 	Log    string  // the registry's log file
 
-	admin  authn.Authenticator
-	tr     *http.Transport // trusts CAFile
-	secure bool
+	admin   authn.Authenticator
+	tr      *http.Transport // trusts CAFile
+	secure  bool
+	realmIP bool
 }
 
 // Start runs a registry on a free port of 127.0.0.1 with fresh storage under
@@ -101,10 +106,11 @@ func Start(t testing.TB, o Options) *Registry {
 	bin := binary(t)
 	tmp := t.TempDir()
 	r := &Registry{
-		Dir:    filepath.Join(tmp, "storage"),
-		Log:    filepath.Join(tmp, "registry.log"),
-		secure: o.TLS,
-		tr:     http.DefaultTransport.(*http.Transport).Clone(),
+		Dir:     filepath.Join(tmp, "storage"),
+		Log:     filepath.Join(tmp, "registry.log"),
+		secure:  o.TLS,
+		realmIP: o.RealmIP,
+		tr:      http.DefaultTransport.(*http.Transport).Clone(),
 	}
 	r.tr.Proxy = nil // 127.0.0.1 never goes through a proxy
 	adminPassword := randomString(t)
@@ -145,8 +151,12 @@ func Start(t testing.TB, o Options) *Registry {
 		r.Issuer = newIssuer(t, o.Users, service, adminPassword, serverTLS)
 		bundle := filepath.Join(tmp, "token-root.pem")
 		writeFile(t, bundle, r.Issuer.certPEM)
+		realm := r.Issuer.URL + "/token"
+		if o.RealmIP {
+			realm = strings.Replace(realm, "://localhost:", "://127.0.0.1:", 1)
+		}
 		auth = fmt.Sprintf("auth:\n  token:\n    realm: %s\n    service: %s\n    issuer: %s\n    rootcertbundle: %s\n",
-			quote(r.Issuer.URL+"/token"), quote(service), quote(r.Issuer.Name), quote(bundle))
+			quote(realm), quote(service), quote(r.Issuer.Name), quote(bundle))
 	case len(o.Users) > 0:
 		file := filepath.Join(tmp, "htpasswd")
 		writeFile(t, file, htpasswd(t, o.Users, adminPassword))
@@ -419,7 +429,29 @@ func serverCert(t testing.TB) (caPEM, certPEM, keyPEM []byte) {
 func (r *Registry) AdminAuth() authn.Authenticator { return r.admin }
 
 // Transport reaches the registry (it trusts CAFile); without credentials.
-func (r *Registry) Transport() http.RoundTripper { return r.tr }
+func (r *Registry) Transport() http.RoundTripper {
+	if r.realmIP {
+		return localhostRealm{r.tr}
+	}
+	return r.tr
+}
+
+// localhostRealm lets the helpers push to a RealmIP registry: they name the
+// token server "localhost" again, which go-containerregistry accepts.
+type localhostRealm struct{ next http.RoundTripper }
+
+func (l localhostRealm) RoundTrip(req *http.Request) (*http.Response, error) {
+	res, err := l.next.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	vals := res.Header.Values("Www-Authenticate")
+	res.Header.Del("Www-Authenticate")
+	for _, v := range vals {
+		res.Header.Add("Www-Authenticate", strings.Replace(v, "://127.0.0.1:", "://localhost:", 1))
+	}
+	return res, nil
+}
 
 func (r *Registry) nameOptions() []name.Option {
 	if r.secure {
@@ -429,7 +461,7 @@ func (r *Registry) nameOptions() []name.Option {
 }
 
 func (r *Registry) remoteOptions(ctx context.Context) []remote.Option {
-	return []remote.Option{remote.WithAuth(r.admin), remote.WithTransport(r.tr), remote.WithContext(ctx)}
+	return []remote.Option{remote.WithAuth(r.admin), remote.WithTransport(r.Transport()), remote.WithContext(ctx)}
 }
 
 // Ref names repoTag ("team/app:1.0.0") on this registry.
@@ -493,7 +525,7 @@ func (r *Registry) Tag(t testing.TB, repo string, digest v1.Hash, tags ...string
 	if err != nil {
 		t.Fatalf("regtest: read %s@%s: %v", rep, digest, err)
 	}
-	rt, err := transport.NewWithContext(ctx, rep.Registry, r.admin, r.tr, []string{rep.Scope(transport.PushScope)})
+	rt, err := transport.NewWithContext(ctx, rep.Registry, r.admin, r.Transport(), []string{rep.Scope(transport.PushScope)})
 	if err != nil {
 		t.Fatalf("regtest: %v", err)
 	}
