@@ -43,6 +43,21 @@ func DefaultCatalog() Catalog {
 	)
 }
 
+// CatalogFromEnv is DefaultCatalog with the cloud SDKs' own endpoint
+// overrides honoured, as their tools honour them: AWS_ENDPOINT_URL_ECR (or
+// AWS_ENDPOINT_URL) for the ECR API, AZURE_AUTHORITY_HOST for Azure AD. An
+// air-gapped or sovereign cloud, or a local stand-in, needs nothing else.
+func CatalogFromEnv(getenv func(string) string) Catalog {
+	c := DefaultCatalog()
+	endpoint := getenv("AWS_ENDPOINT_URL_ECR")
+	if endpoint == "" {
+		endpoint = getenv("AWS_ENDPOINT_URL")
+	}
+	c["ecr"] = ECR{Endpoint: endpoint}
+	c["acr"] = ACR{AuthorityHost: getenv("AZURE_AUTHORITY_HOST")}
+	return c
+}
+
 // NewCatalog indexes providers by their kind; tests use it to swap in a
 // provider pointed at a local credential service.
 func NewCatalog(ps ...Provider) Catalog {

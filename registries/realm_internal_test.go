@@ -43,3 +43,22 @@ func TestRealmAliases(t *testing.T) {
 		}
 	}
 }
+
+func TestCatalogFromEnv(t *testing.T) {
+	env := map[string]string{"AWS_ENDPOINT_URL": "http://127.0.0.1:4566", "AZURE_AUTHORITY_HOST": "https://127.0.0.1:8443/"}
+	c := CatalogFromEnv(func(k string) string { return env[k] })
+	if got := c["ecr"].(ECR).Endpoint; got != "http://127.0.0.1:4566" {
+		t.Errorf("ecr endpoint %q", got)
+	}
+	env["AWS_ENDPOINT_URL_ECR"] = "http://127.0.0.1:9999"
+	c = CatalogFromEnv(func(k string) string { return env[k] })
+	if got := c["ecr"].(ECR).Endpoint; got != "http://127.0.0.1:9999" {
+		t.Errorf("the service-specific variable wins: ecr endpoint %q", got)
+	}
+	if got := c["acr"].(ACR).AuthorityHost; got != "https://127.0.0.1:8443/" {
+		t.Errorf("acr authority %q", got)
+	}
+	if len(c) != len(DefaultCatalog()) {
+		t.Errorf("%d kinds, want %d", len(c), len(DefaultCatalog()))
+	}
+}

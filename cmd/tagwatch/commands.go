@@ -109,7 +109,7 @@ Flags:
 	if !noArgs(fs, stderr) {
 		return exitUsage
 	}
-	cat := registries.DefaultCatalog()
+	cat := registries.CatalogFromEnv(func(k string) string { return envOr(environ, k, "") })
 	cfg, err := config.Load(*cfgPath, environ, cat)
 	if err != nil {
 		printErrs(stderr, err)

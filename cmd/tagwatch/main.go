@@ -110,7 +110,7 @@ Flags:
 		return code
 	}
 
-	cat := registries.DefaultCatalog()
+	cat := registries.CatalogFromEnv(func(k string) string { return envOr(environ, k, "") })
 	cfg, err := config.Load(*cfgPath, environ, cat)
 	if err != nil {
 		fmt.Fprintf(stderr, "tagwatch: %v\n", err)
