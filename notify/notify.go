@@ -74,14 +74,22 @@ type Status struct {
 	LastSentAt  time.Time `json:"lastSentAt,omitzero"`
 }
 
+// ErrClosed is returned by Apply once Close was called.
+var ErrClosed = errors.New("notifiers are closed")
+
 // Notifiers runs every configured notifier. Its methods are safe for
-// concurrent use.
+// concurrent use; Apply replaces the set while it runs.
 type Notifiers struct {
-	list    []*notifier
-	byName  map[string]*notifier
 	store   Store
 	log     *slog.Logger
 	backoff []time.Duration
+	qsize   int
+	client  *http.Client
+
+	mu     sync.RWMutex // guards list, byName and closed
+	list   []*notifier
+	byName map[string]*notifier
+	closed bool
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -93,6 +101,10 @@ type notifier struct {
 	spec   *Spec
 	sender sender
 	q      *queue
+	// ctx ends when the notifier is removed or replaced by Apply, or when
+	// Close gives up waiting: its send in flight is abandoned.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	mu sync.Mutex
 	st Status
@@ -121,33 +133,93 @@ func New(specs []*Spec, st Store, o Options) (*Notifiers, error) {
 	if client == nil {
 		client = newHTTPClient(o.Timeout)
 	}
-	n := &Notifiers{byName: map[string]*notifier{}, store: st, log: o.Log, backoff: o.Backoff}
-	for _, s := range specs {
-		if _, dup := n.byName[s.Name]; dup {
-			return nil, fmt.Errorf("notifier %s: named twice", s.Name)
-		}
-		var snd sender
-		switch s.Type {
-		case TypeWebhook, TypeApprise:
-			snd = newHTTPSender(s.Type, s.url, client)
-		default:
-			sh, err := newShoutrrr(s.url, stdLogger{log: o.Log, name: s.Name, redact: s.redact})
-			if err != nil {
-				return nil, fmt.Errorf("notifier %s: %s", s.Name, s.redact.scrub(err.Error()))
-			}
-			snd = sh
-		}
-		nt := &notifier{spec: s, sender: snd, q: newQueue(o.QueueSize),
-			st: Status{Name: s.Name, Type: s.Type, URL: s.Redacted()}}
-		n.list = append(n.list, nt)
-		n.byName[s.Name] = nt
-	}
+	n := &Notifiers{byName: map[string]*notifier{}, store: st, log: o.Log, backoff: o.Backoff, qsize: o.QueueSize, client: client}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	for _, nt := range n.list {
+	if err := n.Apply(specs); err != nil {
+		n.cancel()
+		return nil, err
+	}
+	return n, nil
+}
+
+// Apply makes specs the running set, in their order. A notifier whose name
+// and settings are unchanged keeps its worker, its queue and its counters;
+// one that is gone, or whose settings changed, stops at once (its queue is
+// dropped and a send in flight abandoned), and the new or changed ones
+// start. On error (a name given twice, a url shoutrrr refuses) nothing
+// changes.
+func (n *Notifiers) Apply(specs []*Spec) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return ErrClosed
+	}
+	next := make([]*notifier, 0, len(specs))
+	byName := make(map[string]*notifier, len(specs))
+	var started []*notifier
+	for _, s := range specs {
+		if _, dup := byName[s.Name]; dup {
+			return fmt.Errorf("notifier %s: named twice", s.Name)
+		}
+		if old, ok := n.byName[s.Name]; ok && old.spec.same(s) {
+			next = append(next, old)
+			byName[s.Name] = old
+			continue
+		}
+		nt, err := n.build(s)
+		if err != nil {
+			return err
+		}
+		next = append(next, nt)
+		byName[s.Name] = nt
+		started = append(started, nt)
+	}
+	for _, old := range n.list {
+		if byName[old.spec.Name] != old {
+			old.q.close()
+			old.cancel()
+		}
+	}
+	n.list, n.byName = next, byName
+	for _, nt := range started {
 		n.wg.Add(1)
 		go n.work(nt)
 	}
-	return n, nil
+	return nil
+}
+
+// build makes a notifier for s, not started yet.
+func (n *Notifiers) build(s *Spec) (*notifier, error) {
+	var snd sender
+	switch s.Type {
+	case TypeWebhook, TypeApprise:
+		snd = newHTTPSender(s.Type, s.url, n.client)
+	default:
+		sh, err := newShoutrrr(s.url, stdLogger{log: n.log, name: s.Name, redact: s.redact})
+		if err != nil {
+			return nil, fmt.Errorf("notifier %s: %s", s.Name, s.redact.scrub(err.Error()))
+		}
+		snd = sh
+	}
+	nt := &notifier{spec: s, sender: snd, q: newQueue(n.qsize),
+		st: Status{Name: s.Name, Type: s.Type, URL: s.Redacted()}}
+	nt.ctx, nt.cancel = context.WithCancel(n.ctx)
+	return nt, nil
+}
+
+// running returns the current set; the slice is not changed afterwards
+// (Apply makes a new one).
+func (n *Notifiers) running() []*notifier {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.list
+}
+
+func (n *Notifiers) lookup(name string) (*notifier, bool) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	nt, ok := n.byName[name]
+	return nt, ok
 }
 
 // Notify hands a cycle's new updates to every notifier that wants them. It
@@ -156,7 +228,7 @@ func (n *Notifiers) Notify(updates []store.HistoryEntry) {
 	if n == nil || len(updates) == 0 {
 		return
 	}
-	for _, nt := range n.list {
+	for _, nt := range n.running() {
 		var mine []store.HistoryEntry
 		for _, e := range updates {
 			if nt.spec.Wants(e) {
@@ -193,8 +265,9 @@ func (n *Notifiers) enqueue(nt *notifier, j job) {
 
 func (n *Notifiers) work(nt *notifier) {
 	defer n.wg.Done()
+	defer nt.cancel()
 	for {
-		j, ok := nt.q.pop(n.ctx)
+		j, ok := nt.q.pop(nt.ctx)
 		if !ok {
 			return
 		}
@@ -240,8 +313,8 @@ func (n *Notifiers) deliver(nt *notifier, j job) {
 		n.log.Warn("notifier template failed; the default one was used", "notifier", name, "err", err)
 	}
 	if err := n.try(nt, m); err != nil {
-		if n.ctx.Err() != nil {
-			n.log.Warn("shutting down: notification abandoned", "notifier", name, "updates", len(fresh))
+		if nt.ctx.Err() != nil {
+			n.log.Warn("notifier stopped: notification abandoned", "notifier", name, "updates", len(fresh))
 			return
 		}
 		nt.mu.Lock()
@@ -273,14 +346,14 @@ func (p permanent) Unwrap() error { return p.error }
 // url's secrets scrubbed.
 func (n *Notifiers) try(nt *notifier, m message) error {
 	for attempt := 0; ; attempt++ {
-		err := nt.sender.send(n.ctx, m)
+		err := nt.sender.send(nt.ctx, m)
 		if err == nil {
 			return nil
 		}
 		var perm permanent
 		isPerm := errors.As(err, &perm)
 		err = errors.New(nt.spec.redact.scrub(err.Error()))
-		if isPerm || attempt >= len(n.backoff) || n.ctx.Err() != nil {
+		if isPerm || attempt >= len(n.backoff) || nt.ctx.Err() != nil {
 			return err
 		}
 		wait := n.backoff[attempt]
@@ -292,7 +365,7 @@ func (n *Notifiers) try(nt *notifier, m message) error {
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
-		case <-n.ctx.Done():
+		case <-nt.ctx.Done():
 			t.Stop()
 			return err
 		}
@@ -303,7 +376,7 @@ func (n *Notifiers) try(nt *notifier, m message) error {
 // through one notifier, once, and returns its error with secrets removed.
 // It does not mark anything sent, nor change the counters.
 func (n *Notifiers) Test(ctx context.Context, name string) error {
-	nt, ok := n.byName[name]
+	nt, ok := n.lookup(name)
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknown, name)
 	}
@@ -324,8 +397,9 @@ func (n *Notifiers) Status() []Status {
 	if n == nil {
 		return nil
 	}
-	out := make([]Status, 0, len(n.list))
-	for _, nt := range n.list {
+	list := n.running()
+	out := make([]Status, 0, len(list))
+	for _, nt := range list {
 		nt.mu.Lock()
 		st := nt.st
 		nt.mu.Unlock()
@@ -341,8 +415,9 @@ func (n *Notifiers) Specs() []*Spec {
 	if n == nil {
 		return nil
 	}
-	out := make([]*Spec, len(n.list))
-	for i, nt := range n.list {
+	list := n.running()
+	out := make([]*Spec, len(list))
+	for i, nt := range list {
 		out[i] = nt.spec
 	}
 	return out
@@ -350,8 +425,9 @@ func (n *Notifiers) Specs() []*Spec {
 
 // Names lists the notifiers in the order they were given.
 func (n *Notifiers) Names() []string {
-	out := make([]string, len(n.list))
-	for i, nt := range n.list {
+	list := n.running()
+	out := make([]string, len(list))
+	for i, nt := range list {
 		out[i] = nt.spec.Name
 	}
 	return out
@@ -365,9 +441,12 @@ func (n *Notifiers) Close(ctx context.Context) {
 		return
 	}
 	n.closeOnce.Do(func() {
+		n.mu.Lock()
+		n.closed = true
 		for _, nt := range n.list {
 			nt.q.close()
 		}
+		n.mu.Unlock()
 	})
 	done := make(chan struct{})
 	go func() {

@@ -3,6 +3,7 @@ package notify
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"regexp"
 	"sort"
@@ -10,6 +11,12 @@ import (
 	"text/template"
 
 	"github.com/tagwatch/tagwatch/store"
+)
+
+// Where a notifier was configured (Spec.Source).
+const (
+	SourceFile = "" // the config file or the environment
+	SourceUI   = "ui"
 )
 
 // Types of notifier: how its url is spoken to.
@@ -73,7 +80,11 @@ type Spec struct {
 	// Batch sends one message per cycle listing all of its updates, instead
 	// of one message per update.
 	Batch bool
+	// Source says where the notifier was configured: SourceFile (the
+	// config file or the environment, the zero value) or SourceUI.
+	Source string
 
+	values map[string]string // as given to Parse; holds the url: never print it
 	rank   int
 	images *regexp.Regexp // nil: every image
 	title  *template.Template
@@ -123,7 +134,7 @@ func Parse(name string, values map[string]string) (*Spec, error) {
 		bad(k, "unknown setting (want one of %s)", strings.Join(Keys, ", "))
 	}
 
-	s := &Spec{Name: name, Threshold: "all"}
+	s := &Spec{Name: name, Threshold: "all", values: maps.Clone(values)}
 	if name == "" {
 		bad("", "notifier name is empty")
 	}
@@ -213,6 +224,12 @@ func Parse(name string, values map[string]string) (*Spec, error) {
 		return nil, errs
 	}
 	return s, nil
+}
+
+// same reports whether t has s's name, source and settings: Apply keeps
+// the running notifier of an unchanged spec.
+func (s *Spec) same(t *Spec) bool {
+	return s == t || (s.Name == t.Name && s.Source == t.Source && maps.Equal(s.values, t.values))
 }
 
 func (s *Spec) defaultTitle() string {

@@ -40,7 +40,7 @@ const DefaultLockTimeout = 3 * time.Second
 // space only, not memory; 10 cycles of 10,000 images stay well under it.
 const initialMmapSize = 128 << 20
 
-// Bucket names. The set is created by migration 1 (migrate.go).
+// Bucket names, created by the migrations (migrate.go).
 var (
 	bucketMeta          = []byte("meta")
 	bucketImages        = []byte("images")

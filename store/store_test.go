@@ -226,12 +226,20 @@ func TestMigrations(t *testing.T) {
 		}},
 		{name: "version 0 written out", prepare: setVersion("0")},
 		{name: "current version", prepare: func(tx *bolt.Tx) error {
-			if err := migrateV1(tx); err != nil {
-				return err
+			for _, step := range migrations {
+				if err := step(tx); err != nil {
+					return err
+				}
 			}
 			return setVersion(fmt.Sprint(current))(tx)
 		}},
-		{name: "future version", prepare: setVersion(fmt.Sprint(current + 1)), wantErr: ErrNewerSchema, errText: "schema version 2"},
+		{name: "version 1", prepare: func(tx *bolt.Tx) error {
+			if err := migrateV1(tx); err != nil {
+				return err
+			}
+			return setVersion("1")(tx)
+		}},
+		{name: "future version", prepare: setVersion(fmt.Sprint(current + 1)), wantErr: ErrNewerSchema, errText: fmt.Sprint("schema version ", current+1)},
 		{name: "garbled version", prepare: setVersion(`"one"`), errText: "schema_version"},
 		{name: "negative version", prepare: setVersion("-1"), errText: "negative"},
 	}
@@ -285,12 +293,15 @@ func TestMigrations(t *testing.T) {
 			if _, err := s.MarkSent("n", "k", t0); err != nil {
 				t.Error(err)
 			}
+			if err := s.PutNotifier(Notifier{Name: "n"}); err != nil {
+				t.Error(err)
+			}
 		})
 	}
 }
 
-// TestMigrationSteps adds a step 2 the way a later change would, and checks
-// that an existing version-1 file is brought up in one transaction.
+// TestMigrationSteps adds a step the way a later change would, and checks
+// that an existing file is brought up in one transaction.
 // Not parallel: it swaps the package's migrations.
 func TestMigrationSteps(t *testing.T) {
 	orig := migrations
@@ -308,7 +319,7 @@ func TestMigrationSteps(t *testing.T) {
 		{
 			name:        "step runs",
 			step:        func(tx *bolt.Tx) error { _, err := tx.CreateBucket(extra); return err },
-			wantVersion: 2,
+			wantVersion: len(orig) + 1,
 			wantBucket:  true,
 		},
 		{
@@ -319,7 +330,7 @@ func TestMigrationSteps(t *testing.T) {
 				}
 				return stepErr
 			},
-			wantVersion: 1,
+			wantVersion: len(orig),
 			wantErr:     stepErr,
 		},
 	}
@@ -340,7 +351,7 @@ func TestMigrationSteps(t *testing.T) {
 			if err == nil {
 				s2.Close()
 			}
-			if tt.wantErr != nil && !strings.Contains(err.Error(), "migrate schema 1 to 2") {
+			if tt.wantErr != nil && !strings.Contains(err.Error(), fmt.Sprintf("migrate schema %d to %d", len(orig), len(orig)+1)) {
 				t.Errorf("error %q should name the step", err)
 			}
 
@@ -1087,4 +1098,122 @@ func BenchmarkTenCycles10k(b *testing.B) {
 		size = fi.Size()
 	}
 	b.ReportMetric(float64(size)/(1<<20), "file-MiB")
+}
+
+// TestMigrateV2 opens a file left at schema version 1, with data in every
+// bucket, and checks that it gains the notifiers bucket and keeps the rest.
+func TestMigrateV2(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tagwatch.db")
+	orig := migrations
+	migrations = orig[:1]
+	s, err := Open(path)
+	if err != nil {
+		migrations = orig
+		t.Fatal(err)
+	}
+	reg := Registry{Kind: "hub", Name: "private", Values: map[string]string{"login": "me"}, Secrets: map[string]string{"password": "pw-v1"}, UpdatedAt: t0}
+	if err := s.PutImages([]Image{testImage("kept", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppendHistory([]HistoryEntry{{Key: "kept", Reference: "r"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutRegistry(reg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.MarkSent("phone", "r 2 sha", t0); err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.SchemaVersion()
+	s.Close()
+	migrations = orig
+	if err != nil || v != 1 {
+		t.Fatalf("version-1 file: version %d, %v", v, err)
+	}
+	if rawVersion(t, path) != "1" {
+		t.Fatalf("raw version %s", rawVersion(t, path))
+	}
+
+	s, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if v, err := s.SchemaVersion(); err != nil || v != 2 {
+		t.Errorf("migrated version %d, %v; want 2", v, err)
+	}
+	if _, ok, err := s.Image("kept"); !ok || err != nil {
+		t.Errorf("image lost: %v %v", ok, err)
+	}
+	if h, err := s.History(10, 0); err != nil || len(h) != 1 {
+		t.Errorf("history %+v, %v", h, err)
+	}
+	if regs, err := s.Registries(); err != nil || !reflect.DeepEqual(regs, []Registry{reg}) {
+		t.Errorf("registries %+v, %v", regs, err)
+	}
+	if sent, err := s.Sent("phone", "r 2 sha"); !sent || err != nil {
+		t.Errorf("sent mark lost: %v %v", sent, err)
+	}
+	if ns, err := s.Notifiers(); err != nil || len(ns) != 0 {
+		t.Errorf("notifiers %+v, %v", ns, err)
+	}
+	if err := s.PutNotifier(Notifier{Name: "phone", Secrets: map[string]string{"url": "ntfy://x/y"}}); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestNotifiers(t *testing.T) {
+	const token = "Tok3nInThePath0123456789"
+	hook := Notifier{Name: "hook", Settings: map[string]string{"type": "webhook", "threshold": "minor"},
+		Secrets: map[string]string{"url": "https://hooks.example/" + token}, UpdatedAt: t0}
+	phone := Notifier{Name: "phone", Settings: map[string]string{"batch": "true"},
+		Secrets: map[string]string{"url": "ntfy://user:" + token + "@ntfy.example/topic"}, UpdatedAt: t0}
+	s := openTemp(t)
+	for _, n := range []Notifier{phone, hook} {
+		if err := s.PutNotifier(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(t *testing.T, s *Store, want []Notifier) {
+		t.Helper()
+		got, err := s.Notifiers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("Notifiers() =\n%+v\nwant\n%+v", got, want)
+		}
+		js, err := json.Marshal(got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(js, []byte(token)) || bytes.Contains(js, []byte("ecrets")) || bytes.Contains(js, []byte("url")) {
+			t.Errorf("JSON of notifiers carries the url: %s", js)
+		}
+	}
+	check(t, s, []Notifier{hook, phone})
+	s = reopen(t, s)
+	check(t, s, []Notifier{hook, phone})
+
+	hook2 := hook
+	hook2.Secrets = map[string]string{"url": "https://hooks.example/new-" + token}
+	hook2.Settings = map[string]string{"type": "webhook"}
+	hook2.UpdatedAt = t0.Add(time.Hour)
+	if err := s.PutNotifier(hook2); err != nil {
+		t.Fatal(err)
+	}
+	check(t, s, []Notifier{hook2, phone})
+
+	for _, d := range []struct {
+		name string
+		want bool
+	}{{"hook", true}, {"hook", false}, {"nope", false}} {
+		if got, err := s.DeleteNotifier(d.name); err != nil || got != d.want {
+			t.Errorf("DeleteNotifier(%s) = %v, %v; want %v", d.name, got, err, d.want)
+		}
+	}
+	check(t, s, []Notifier{phone})
+	if err := s.PutNotifier(Notifier{}); err == nil {
+		t.Error("PutNotifier without a name succeeded")
+	}
 }

@@ -106,7 +106,7 @@ func newFixtureWith(t *testing.T, auth config.WebAuth, d web.Checker, n web.Noti
 func (f *fixture) checkNoSecrets() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, secret := range []string{alicePassword, wrongPassword, hubToken, hookToken, brokenPassword, brokenToken} {
+	for _, secret := range []string{alicePassword, wrongPassword, hubToken, hookToken, brokenPassword, brokenToken, uiToken, uiToken2} {
 		for _, b := range f.bodies {
 			if strings.Contains(b, secret) {
 				f.t.Errorf("a response body holds the secret %q:\n%s", secret, b)
@@ -979,7 +979,7 @@ func TestOpenAPI(t *testing.T) {
 		"/registries": {"get", "post"}, "/registries/test": {"post"},
 		"/registries/{kind}/{name}":       {"get", "put", "delete"},
 		"/registries/{kind}/{name}/reset": {"post"}, "/registries/{kind}/{name}/test": {"post"},
-		"/notifiers": {"get"}, "/notifiers/{name}/test": {"post"},
+		"/notifiers": {"get", "post"}, "/notifiers/{name}": {"get", "put", "delete"}, "/notifiers/{name}/test": {"post"},
 		"/openapi.json": {"get"},
 	}
 	for path, methods := range routes {

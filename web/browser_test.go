@@ -374,7 +374,8 @@ func (b *browser) screenshot(name string) {
 
 // TestBrowserNotifications opens Settings → Notifications with a webhook
 // notifier, tests it from its tile, and checks that the receiver got the
-// test message and that the url's token is not in the page.
+// test message and that the url's token is not in the page; then adds a
+// webhook notifier through the form, tests it, and deletes it.
 func TestBrowserNotifications(t *testing.T) {
 	requireChromium(t)
 	start := time.Now()
@@ -421,6 +422,49 @@ func TestBrowserNotifications(t *testing.T) {
 		t.Error("the page holds the webhook's token")
 	}
 	b.screenshot("notifications")
+
+	// Add a webhook notifier through the form: a mistake first, shown
+	// beside its field, then saved.
+	uiRecv := startReceiver(t, false)
+	b.click("#add-notifier")
+	b.fill("#f-name", "team")
+	b.fill("#f-url", uiRecv.URL+"/team/"+uiToken)
+	b.click(`#notifier-form button[type="submit"]`)
+	b.waitText(`[data-error-for="type"]`, "an http(s) url needs type")
+	b.screenshot("notifier-form")
+	b.fill("#f-url", uiRecv.URL+"/team/"+uiToken)
+	b.eval(`(() => { document.querySelector("#f-type").value = "webhook"; document.querySelector("#f-threshold").value = "major"; return ""; })()`)
+	b.click(`#notifier-form button[type="submit"]`)
+	team := `article[data-name="team"]`
+	b.waitText(".flash", "Saved team")
+	txt = b.text(team)
+	for _, s := range []string{"Webhook (JSON)", "UI", "major", uiRecv.URL + "/team/***", "Not tested yet"} {
+		if !strings.Contains(txt, s) {
+			t.Errorf("the new tile lacks %q:\n%s", s, txt)
+		}
+	}
+	if strings.Contains(txt, "read-only") {
+		t.Error("the UI notifier is read-only")
+	}
+
+	// Test it from its tile.
+	b.click(team + ` form[action$="/test"] button`)
+	b.waitText(team+" .test-line.ok", "Test ok")
+	if got := uiRecv.got(); len(got) != 1 || got[0].Notifier != "team" || !got[0].Test {
+		t.Errorf("the new notifier's receiver got %+v", got)
+	}
+	if html := b.eval(`document.documentElement.outerHTML`); strings.Contains(html, uiToken) {
+		t.Error("the page holds the new notifier's token")
+	}
+
+	// Delete it, confirming inside the page.
+	b.click(team + ` details.confirm summary`)
+	b.click(team + ` form[action$="/delete"] button`)
+	b.waitText(".flash", "Deleted team.")
+	b.waitGone(team)
+	if recs, err := st.Notifiers(); err != nil || len(recs) != 0 {
+		t.Errorf("stored after delete: %+v, %v", recs, err)
+	}
 
 	if took := time.Since(start); took > 15*time.Second {
 		t.Errorf("the notifications browser test took %v; keep it under 15 s", took)

@@ -13,19 +13,21 @@ import (
 )
 
 // Notifiers is what the web needs of the running notifiers: their settings
-// (no secrets), their state, and a test message on demand.
+// (no secrets), their state, a test message on demand, and replacing the
+// set when a notifier is saved or deleted in the UI.
 // *notify.Notifiers implements it.
 type Notifiers interface {
 	Specs() []*notify.Spec
 	Status() []notify.Status
 	Test(ctx context.Context, name string) error
+	Apply(specs []*notify.Spec) error
 }
 
 // notifierTestTimeout bounds a test message, whatever the receiver does.
 const notifierTestTimeout = 20 * time.Second
 
 // notifierTest is the outcome of the last test of a notifier. It lives in
-// memory: the notifiers come from the config file, and so does their state.
+// memory, like the counters.
 type notifierTest struct {
 	TestedAt time.Time `json:"testedAt"`
 	OK       bool      `json:"ok"`
@@ -47,6 +49,12 @@ func (t *notifierTests) set(name string, v notifierTest) {
 	t.last[name] = v
 }
 
+func (t *notifierTests) drop(name string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.last, name)
+}
+
 func (t *notifierTests) get(name string) *notifierTest {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -60,8 +68,12 @@ func (t *notifierTests) get(name string) *notifierTest {
 // the counters start at zero with the process.
 type notifierView struct {
 	notify.Status
-	Service   string        `json:"service"` // ntfy, gotify, …, webhook, apprise
-	Source    string        `json:"source"`  // always "file": the UI does not create notifiers
+	Service  string `json:"service"` // ntfy, gotify, …, webhook, apprise
+	Source   string `json:"source"`  // "file" (config file or environment) or "ui"
+	ReadOnly bool   `json:"readOnly"`
+	// Active is false for a notifier saved in the UI that is not running:
+	// its saved settings no longer validate.
+	Active    bool          `json:"active"`
 	Threshold string        `json:"threshold"`
 	Images    string        `json:"images,omitempty"` // the image filter; "" is every image
 	Digest    *bool         `json:"digest,omitempty"` // nil follows the threshold
@@ -95,23 +107,37 @@ func serviceTitle(service string) string {
 	return service
 }
 
-// listNotifiers joins each notifier's settings and state, in config order.
-func (s *Server) listNotifiers() []notifierView {
+// listNotifiers joins each notifier's settings and state: the config
+// file's, then the UI's (by name), then those saved in the UI that are not
+// running.
+func (s *Server) listNotifiers() ([]notifierView, error) {
+	recs, err := s.Store.Notifiers()
+	if err != nil {
+		return nil, err
+	}
 	status := map[string]notify.Status{}
 	for _, st := range s.Notifiers.Status() {
 		status[st.Name] = st
 	}
 	specs := s.Notifiers.Specs()
 	out := make([]notifierView, 0, len(specs))
+	running := map[string]bool{}
 	for _, sp := range specs {
+		running[sp.Name] = true
 		st, ok := status[sp.Name]
 		if !ok {
 			st = notify.Status{Name: sp.Name, Type: sp.Type, URL: sp.Redacted()}
 		}
+		src := "file"
+		if sp.Source == notify.SourceUI {
+			src = "ui"
+		}
 		out = append(out, notifierView{
 			Status:    st,
 			Service:   serviceOf(sp.Type, st.URL),
-			Source:    "file",
+			Source:    src,
+			ReadOnly:  src == "file",
+			Active:    true,
 			Threshold: sp.Threshold,
 			Images:    sp.Images(),
 			Digest:    sp.Digest,
@@ -119,7 +145,22 @@ func (s *Server) listNotifiers() []notifierView {
 			Test:      s.notifierTests.get(sp.Name),
 		})
 	}
-	return out
+	for _, rec := range recs {
+		if running[rec.Name] {
+			continue
+		}
+		redacted := notify.RedactURL(rec.Secrets["url"])
+		typ := rec.Settings["type"]
+		out = append(out, notifierView{
+			Status:    notify.Status{Name: rec.Name, Type: typ, URL: redacted},
+			Service:   serviceOf(typ, redacted),
+			Source:    "ui",
+			Threshold: rec.Settings["threshold"],
+			Images:    rec.Settings["images"],
+			Batch:     rec.Settings["batch"] == "true",
+		})
+	}
+	return out, nil
 }
 
 // errNoNotifiers answers when the server was built without notifiers.
@@ -137,6 +178,9 @@ func (s *Server) testNotifier(ctx context.Context, name string) (notifierTest, e
 		known = known || sp.Name == name
 	}
 	if !known {
+		if recs, err := s.Store.Notifiers(); err == nil && findNotifier(recs, name) != nil {
+			return notifierTest{}, &opError{Status: http.StatusConflict, Msg: "notifier " + name + " is not running: its saved settings no longer validate; edit it"}
+		}
 		return notifierTest{}, &opError{Status: http.StatusNotFound, Msg: "no notifier is named " + name}
 	}
 	ctx, cancel := context.WithTimeout(ctx, notifierTestTimeout)
@@ -165,9 +209,21 @@ type notificationsPage struct {
 func (s *Server) notificationsPage(w http.ResponseWriter, r *http.Request) {
 	p := notificationsPage{base: base{Title: "Notifications", Page: "settings"}, Available: s.Notifiers != nil}
 	if p.Available {
-		p.Tiles = s.listNotifiers()
+		tiles, err := s.listNotifiers()
+		if err != nil {
+			s.errorPage(w, r, err)
+			return
+		}
+		p.Tiles = tiles
 	}
-	if name := r.URL.Query().Get("tested"); name != "" {
+	q := r.URL.Query()
+	if name := q.Get("saved"); name != "" && checkName(name) == "" {
+		p.Flash = "Saved " + name + ": it announces the next updates."
+	}
+	if name := q.Get("deleted"); name != "" && checkName(name) == "" {
+		p.Flash = "Deleted " + name + "."
+	}
+	if name := q.Get("tested"); name != "" {
 		for _, t := range p.Tiles {
 			if t.Name != name || t.Test == nil {
 				continue
@@ -198,7 +254,12 @@ func (s *Server) apiListNotifiers(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, errNoNotifiers)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string][]notifierView{"notifiers": s.listNotifiers()})
+	list, err := s.listNotifiers()
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string][]notifierView{"notifiers": list})
 }
 
 // apiTestNotifier answers 200 {"ok": true} when the test message was sent,

@@ -37,7 +37,7 @@ var funcs = template.FuncMap{
 
 func mustParsePages() *pages {
 	p := pages{}
-	for _, name := range []string{"dashboard", "history", "registries", "notifications", "form", "error"} {
+	for _, name := range []string{"dashboard", "history", "registries", "notifications", "notifier", "form", "error"} {
 		t := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
 		p[name] = t
 	}

@@ -37,11 +37,12 @@ type Server struct {
 	// Metrics serves GET /metrics (Prometheus), behind the same auth as
 	// the API; nil leaves the route out.
 	Metrics http.Handler
-	// Notifiers are the config file's notifiers, shown (and tested) in
-	// Settings → Notifications and the API; nil: not available.
+	// Notifiers are the running notifiers: the config file's (read-only)
+	// and those saved in Settings → Notifications, which the UI and the API
+	// add, edit and delete; nil: not available.
 	Notifiers Notifiers
 
-	// mu serializes registry changes: read the store, apply, write.
+	// mu serializes registry and notifier changes: read the store, apply, write.
 	mu    sync.Mutex
 	once  sync.Once
 	pages *pages
@@ -94,6 +95,11 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /settings/registries/{kind}/{name}/reset", s.resetRegistryForm)
 	mux.HandleFunc("POST /settings/registries/{kind}/{name}/delete", s.deleteRegistryForm)
 	mux.HandleFunc("GET /settings/notifications", s.notificationsPage)
+	mux.HandleFunc("GET /settings/notifications/new", s.newNotifierPage)
+	mux.HandleFunc("POST /settings/notifications/new", s.newNotifierForm)
+	mux.HandleFunc("GET /settings/notifications/{name}/edit", s.editNotifierPage)
+	mux.HandleFunc("POST /settings/notifications/{name}/edit", s.editNotifierForm)
+	mux.HandleFunc("POST /settings/notifications/{name}/delete", s.deleteNotifierForm)
 	mux.HandleFunc("POST /settings/notifications/{name}/test", s.testNotifierForm)
 
 	// API.
@@ -115,6 +121,10 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/registries/{kind}/{name}/reset", s.apiResetRegistry)
 	mux.HandleFunc("POST /api/v1/registries/{kind}/{name}/test", s.apiTestRegistry)
 	mux.HandleFunc("GET /api/v1/notifiers", s.apiListNotifiers)
+	mux.HandleFunc("POST /api/v1/notifiers", s.apiCreateNotifier)
+	mux.HandleFunc("GET /api/v1/notifiers/{name}", s.apiGetNotifier)
+	mux.HandleFunc("PUT /api/v1/notifiers/{name}", s.apiPutNotifier)
+	mux.HandleFunc("DELETE /api/v1/notifiers/{name}", s.apiDeleteNotifier)
 	mux.HandleFunc("POST /api/v1/notifiers/{name}/test", s.apiTestNotifier)
 
 	var h http.Handler = s.fallback(mux)

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -92,13 +93,28 @@ Flags:
 		fmt.Fprintf(stderr, "tagwatch: %v\n", err)
 		return exitUsage
 	}
-	notifiers, err := notify.New(cfg.Notifiers, st, notify.Options{Log: log})
+	// The config file's notifiers, then those saved in Settings →
+	// Notifications; a saved one that no longer validates, or that a config
+	// file notifier's name now covers, is logged and left out.
+	saved, err := st.Notifiers()
+	if err != nil {
+		fmt.Fprintf(stderr, "tagwatch: %v\n", err)
+		return exitFailed
+	}
+	specs := append(slices.Clone(cfg.Notifiers), web.UINotifiers(saved, cfg.Notifiers, func(name string, err error) {
+		log.Error("a notifier saved in the UI is invalid; left out", "notifier", name, "err", err)
+	})...)
+	notifiers, err := notify.New(specs, st, notify.Options{Log: log})
 	if err != nil {
 		fmt.Fprintf(stderr, "tagwatch: %v\n", err)
 		return exitUsage
 	}
-	for _, n := range cfg.Notifiers {
-		log.Info("notifier", "name", n.Name, "type", n.Type, "url", n.Redacted(), "threshold", n.Threshold, "batch", n.Batch)
+	for _, n := range specs {
+		source := "config"
+		if n.Source == notify.SourceUI {
+			source = "ui"
+		}
+		log.Info("notifier", "name", n.Name, "source", source, "type", n.Type, "url", n.Redacted(), "threshold", n.Threshold, "batch", n.Batch)
 	}
 	// Sends still queued at shutdown get a few seconds (after the web server
 	// and the running cycle have stopped).
