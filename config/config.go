@@ -230,21 +230,29 @@ func (c *Config) parseRegistries(path string, n *yaml.Node, cat registries.Catal
 			vals := registries.Values{}
 			c.where[field] = at(nameKey)
 			if vars.Kind == yaml.MappingNode {
-				for k := 0; k+1 < len(vars.Content); k += 2 {
-					key, val := vars.Content[k], vars.Content[k+1]
-					if val.Kind != yaml.ScalarNode {
-						errs = append(errs, &Error{at(val), field + "." + key.Value, "must be a single value"})
-						continue
-					}
-					vals[key.Value] = val.Value
-					c.where[field+"."+key.Value] = at(key)
-				}
+				errs = append(errs, c.readScalars(path, field, vars, vals)...)
 			} else if vars.Tag != "!!null" {
 				errs = append(errs, &Error{at(vars), field, "must be a map of variables"})
 				continue
 			}
 			c.setRegistry(registries.Config{Kind: kind, Name: nameKey.Value, Source: registries.SourceFile, Values: vals})
 		}
+	}
+	return errs
+}
+
+// readScalars copies a map of single values into vals, remembering the line
+// of each key for later errors.
+func (c *Config) readScalars(path, field string, n *yaml.Node, vals map[string]string) []error {
+	var errs []error
+	for k := 0; k+1 < len(n.Content); k += 2 {
+		key, val := n.Content[k], n.Content[k+1]
+		if val.Kind != yaml.ScalarNode {
+			errs = append(errs, &Error{Origin{File: path, Line: val.Line}, field + "." + key.Value, "must be a single value"})
+			continue
+		}
+		vals[key.Value] = val.Value
+		c.where[field+"."+key.Value] = Origin{File: path, Line: key.Line}
 	}
 	return errs
 }

@@ -33,15 +33,7 @@ func (c *Config) parseNotifiers(path string, n *yaml.Node) []error {
 		vals := c.notifierValues(nameKey.Value)
 		switch {
 		case vars.Kind == yaml.MappingNode:
-			for k := 0; k+1 < len(vars.Content); k += 2 {
-				key, val := vars.Content[k], vars.Content[k+1]
-				if val.Kind != yaml.ScalarNode {
-					errs = append(errs, &Error{at(val), field + "." + key.Value, "must be a single value"})
-					continue
-				}
-				vals[key.Value] = val.Value
-				c.where[field+"."+key.Value] = at(key)
-			}
+			errs = append(errs, c.readScalars(path, field, vars, vals)...)
 		case vars.Tag == "!!null":
 		default:
 			errs = append(errs, &Error{at(vars), field, "must be a map of settings (url, type, threshold, …)"})

@@ -2,7 +2,6 @@ package web
 
 import (
 	"errors"
-	"fmt"
 	"maps"
 	"net/http"
 	"net/url"
@@ -348,25 +347,15 @@ func (s *Server) notifierForm(name string, editing bool, posted url.Values) (not
 
 // withErrors places an operation's errors beside their fields.
 func (p *notifierFormPage) withErrors(err error) {
-	var oe *opError
-	if !errors.As(err, &oe) {
-		p.Errors = append(p.Errors, "Something went wrong; the daemon's log says what.")
-		return
-	}
-	if len(oe.Fields) == 0 {
-		p.Errors = append(p.Errors, oe.Msg)
-	}
-	p.Invalid = len(oe.Fields) > 0
-	for _, fe := range oe.Fields {
-		if !slices.Contains(notify.Keys, fe.Field) && fe.Field != "name" {
-			p.Errors = append(p.Errors, fmt.Sprintf("%s: %s", fe.Field, fe.Message))
-			continue
+	top, invalid := placeErrors(err, ": ", func(field, msg string) bool {
+		if !slices.Contains(notify.Keys, field) && field != "name" {
+			return false
 		}
-		if p.FieldErrs[fe.Field] != "" {
-			p.FieldErrs[fe.Field] += "; "
-		}
-		p.FieldErrs[fe.Field] += fe.Message
-	}
+		p.FieldErrs[field] = joinMsg(p.FieldErrs[field], msg)
+		return true
+	})
+	p.Errors = append(p.Errors, top...)
+	p.Invalid = invalid
 }
 
 func (s *Server) newNotifierPage(w http.ResponseWriter, r *http.Request) {

@@ -283,32 +283,47 @@ func (s *Server) form(spec registries.Spec, name string, editing bool, posted ur
 
 // withErrors places an operation's errors beside their fields.
 func (p *formPage) withErrors(err error) {
-	var oe *opError
-	if !errors.As(err, &oe) {
-		p.Errors = append(p.Errors, "Something went wrong; the daemon's log says what.")
-		return
-	}
-	if len(oe.Fields) == 0 {
-		p.Errors = append(p.Errors, oe.Msg)
-	}
-	p.Invalid = len(oe.Fields) > 0
-outer:
-	for _, fe := range oe.Fields {
-		if fe.Field == "name" {
-			p.NameErr = fe.Message
-			continue
+	top, invalid := placeErrors(err, " ", func(field, msg string) bool {
+		if field == "name" {
+			p.NameErr = msg
+			return true
 		}
 		for i := range p.Fields {
-			if p.Fields[i].Name == fe.Field {
-				if p.Fields[i].Error != "" {
-					p.Fields[i].Error += "; "
-				}
-				p.Fields[i].Error += fe.Message
-				continue outer
+			if p.Fields[i].Name == field {
+				p.Fields[i].Error = joinMsg(p.Fields[i].Error, msg)
+				return true
 			}
 		}
-		p.Errors = append(p.Errors, fe.Field+" "+fe.Message)
+		return false
+	})
+	p.Errors = append(p.Errors, top...)
+	p.Invalid = invalid
+}
+
+// placeErrors splits an operation's error into the messages for the top of
+// a form and those place puts beside their field (place reports false for a
+// field the form does not show; that one goes to the top, after sep).
+func placeErrors(err error, sep string, place func(field, msg string) bool) (top []string, invalid bool) {
+	var oe *opError
+	if !errors.As(err, &oe) {
+		return []string{"Something went wrong; the daemon's log says what."}, false
 	}
+	if len(oe.Fields) == 0 {
+		top = append(top, oe.Msg)
+	}
+	for _, fe := range oe.Fields {
+		if !place(fe.Field, fe.Message) {
+			top = append(top, fe.Field+sep+fe.Message)
+		}
+	}
+	return top, len(oe.Fields) > 0
+}
+
+func joinMsg(have, msg string) string {
+	if have == "" {
+		return msg
+	}
+	return have + "; " + msg
 }
 
 func (s *Server) spec(kind string) (registries.Spec, error) {
