@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -200,6 +201,45 @@ func (in *Instance) repo(img Image) (name.Repository, error) {
 		return name.Repository{}, fmt.Errorf("image %s: %w", img, err)
 	}
 	return r, nil
+}
+
+// MaxSessionScopes bounds the repositories one token is asked for: every
+// scope is a query parameter, and token servers cap their URLs.
+const MaxSessionScopes = 100
+
+// Session returns the instance with one token for pulling every one of
+// repositories on host, fetched now, where the instance's credentials are the
+// same for every repository. A token server that grants several scopes at
+// once then hands out one token for them all instead of one per repository;
+// one that grants fewer is asked again for the missing scope on first use.
+// On error the caller keeps using the instance itself.
+func (in *Instance) Session(ctx context.Context, host string, repositories []string) (*Instance, error) {
+	if _, same := in.keys.(staticKeychain); !same || len(repositories) < 2 || len(repositories) > MaxSessionScopes {
+		return in, nil
+	}
+	first, err := in.repo(Image{Host: host, Repository: repositories[0]})
+	if err != nil {
+		return in, err
+	}
+	auth, err := authn.Resolve(ctx, in.keys, first.Registry)
+	if err != nil {
+		return in, err
+	}
+	scopes := make([]string, len(repositories))
+	for i, r := range repositories {
+		scopes[i] = first.Registry.Repo(r).Scope(transport.PullScope)
+	}
+	rt, err := transport.NewWithContext(ctx, first.Registry, auth, in.rt, scopes)
+	if err != nil {
+		return in, in.explain(Image{Host: host}, "token for "+strconv.Itoa(len(scopes))+" repositories", err)
+	}
+	puller, err := remote.NewPuller(remote.WithTransport(rt))
+	if err != nil {
+		return in, err
+	}
+	s := *in
+	s.puller = puller
+	return &s, nil
 }
 
 // Tags lists every tag of the image's repository, following pagination to

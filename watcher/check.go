@@ -80,6 +80,7 @@ func (c *Checker) Run(ctx context.Context, targets []Target) []Result {
 	if workers <= 0 {
 		workers = 4 * runtime.NumCPU()
 	}
+	cy.sessions = cy.openSessions(ctx, targets)
 	results := make([]Result, len(targets))
 	var done atomic.Int64
 	jobs := make(chan int)
@@ -109,14 +110,61 @@ func (c *Checker) Run(ctx context.Context, targets []Target) []Result {
 }
 
 type cycle struct {
-	set   *registries.Set
-	tags  *memo[[]string]
-	heads *memo[registries.Descriptor]
-	plats *memo[string]
+	set      *registries.Set
+	sessions map[string]*registries.Instance // by instance ID + " " + repository name
+	tags     *memo[[]string]
+	heads    *memo[registries.Descriptor]
+	plats    *memo[string]
 
 	mu     sync.Mutex
 	limits map[string]chan struct{}
 	per    int
+}
+
+// openSessions asks each registry instance for one token covering all the
+// cycle's repositories on it (in chunks), rather than one per repository.
+// An instance that cannot do that is used as it is.
+func (cy *cycle) openSessions(ctx context.Context, targets []Target) map[string]*registries.Instance {
+	type group struct {
+		in    *registries.Instance
+		host  string
+		repos []string
+	}
+	groups := map[string]*group{}
+	var order []string
+	seen := map[string]bool{}
+	for _, t := range targets {
+		in, err := cy.set.Resolve(t.Image)
+		if err != nil {
+			continue
+		}
+		key := in.ID() + " " + t.Image.Host
+		g, ok := groups[key]
+		if !ok {
+			g = &group{in: in, host: t.Image.Host}
+			groups[key] = g
+			order = append(order, key)
+		}
+		if name := in.ID() + " " + t.Image.Name(); !seen[name] {
+			seen[name] = true
+			g.repos = append(g.repos, t.Image.Repository)
+		}
+	}
+	out := map[string]*registries.Instance{}
+	for _, key := range order {
+		g := groups[key]
+		for start := 0; start < len(g.repos); start += registries.MaxSessionScopes {
+			chunk := g.repos[start:min(start+registries.MaxSessionScopes, len(g.repos))]
+			s, err := g.in.Session(ctx, g.host, chunk)
+			if err != nil || s == g.in {
+				continue // each repository gets its own token on first use
+			}
+			for _, repo := range chunk {
+				out[g.in.ID()+" "+g.host+"/"+repo] = s
+			}
+		}
+	}
+	return out
 }
 
 // limit takes a slot of the instance's concurrency budget.
@@ -151,6 +199,9 @@ func (cy *cycle) check(ctx context.Context, t Target) Result {
 		return r
 	}
 	r.Registry = in.ID()
+	if s, ok := cy.sessions[in.ID()+" "+img.Name()]; ok {
+		in = s
+	}
 
 	tags, err := cy.tags.do(in.ID()+" "+img.Name(), func() ([]string, error) {
 		defer cy.limit(in)()

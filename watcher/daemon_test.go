@@ -191,3 +191,35 @@ func TestDaemonHonoursRetryAfter(t *testing.T) {
 		t.Errorf("cycle took %v: Retry-After: 1 was not honoured", elapsed)
 	}
 }
+
+// TestOneTokenForManyRepositories: a cycle over several repositories of a
+// token registry asks the token server once, for all their pull scopes.
+func TestOneTokenForManyRepositories(t *testing.T) {
+	reg := regtest.Start(t, regtest.Options{Users: map[string]string{"alice": "s3cret"}, Token: true})
+	var refs []string
+	for _, repo := range []string{"team/a", "team/b", "team/c", "other/d"} {
+		d := reg.Push(t, repo+":1.0.0", regtest.Image(t, repo))
+		reg.Tag(t, repo, d, "1.1.0")
+		refs = append(refs, reg.Host+"/"+repo+":1.0.0")
+	}
+	set, err := registries.NewSet(registries.DefaultCatalog(), []registries.Config{{Kind: "custom", Name: "lan", Source: registries.SourceFile,
+		Values: registries.Values{"url": reg.URL, "login": "alice", "password": "s3cret"}}}, registries.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var targets []watcher.Target
+	for _, r := range refs {
+		img, _ := registries.ParseImage(r)
+		targets = append(targets, watcher.Target{Image: img})
+	}
+	before := reg.Issuer.Requests()
+	results := (&watcher.Checker{Registries: func() *registries.Set { return set }}).Run(context.Background(), targets)
+	for _, r := range results {
+		if r.Error != "" || r.Update != watcher.UpdateMinor {
+			t.Errorf("%s: update %q, error %q", r.Image, r.Update, r.Error)
+		}
+	}
+	if n := reg.Issuer.Requests() - before; n != 1 {
+		t.Errorf("%d token requests for 4 repositories, want 1", n)
+	}
+}
