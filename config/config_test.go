@@ -92,25 +92,40 @@ func TestErrorsNameFileLineAndField(t *testing.T) {
 		{"bad template", "images:\n  - image: nginx\n    link: {template: '{{.Tag'}\n", nil, []string{":2: images[0] (nginx): link.template:"}},
 		{"from the environment", "", []string{"TAGWATCH_REGISTRY_QUAY_PUBLIC_TOKEN=x"},
 			[]string{"environment TAGWATCH_REGISTRY_QUAY_PUBLIC_TOKEN: registries.quay.public.namespace: must be defined when token is defined"}},
-		{"unknown setting", "", []string{"TAGWATCH_WEB_LISTN=x"}, []string{"environment TAGWATCH_WEB_LISTN: web_listn: is not a tagwatch setting"}},
-		{"secret file missing", "", []string{"TAGWATCH_REGISTRY_HUB_PUBLIC_PASSWORD_FILE=/nonexistent/x"}, []string{"environment TAGWATCH_REGISTRY_HUB_PUBLIC_PASSWORD_FILE: registry_hub_public_password: reading the file it names"}},
+		{"unknown setting", "", []string{"TAGWATCH_WEB_LISTN=x"}, []string{"environment TAGWATCH_WEB_LISTN: web.listn: is not a tagwatch setting"}},
+		{"secret file missing", "", []string{"TAGWATCH_REGISTRY_HUB_PUBLIC_PASSWORD_FILE=/nonexistent/x"}, []string{"environment TAGWATCH_REGISTRY_HUB_PUBLIC_PASSWORD_FILE: registries.hub.public.password: reading the file it names"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := write(t, tt.body)
-			_, err := config.Load(p, tt.env, registries.DefaultCatalog())
-			if err == nil {
-				t.Fatal("no error")
-			}
+			p, err := loadError(t, tt.body, tt.env)
 			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error lacks %q:\n%v", w, err)
-				}
-			}
-			if strings.HasPrefix(tt.want[0], ":") && !strings.Contains(err.Error(), p+tt.want[0]) {
-				t.Errorf("error does not start with the file name: %v", err)
+				mentions(t, err, p, w)
 			}
 		})
+	}
+}
+
+// loadError writes body as a config file, loads it with env, and returns
+// the file's path and the error, failing the test when there is none.
+func loadError(t *testing.T, body string, env []string) (string, error) {
+	t.Helper()
+	p := write(t, body)
+	_, err := config.Load(p, env, registries.DefaultCatalog())
+	if err == nil {
+		t.Fatal("no error")
+	}
+	return p, err
+}
+
+// mentions checks that err says want; a want starting with ":" is a line of
+// the file at path, so the error must name the file before it.
+func mentions(t *testing.T, err error, path, want string) {
+	t.Helper()
+	if strings.HasPrefix(want, ":") {
+		want = path + want
+	}
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("error lacks %q:\n%v", want, err)
 	}
 }
 

@@ -31,7 +31,7 @@ func (c *Config) applyEnv(environ []string, cat registries.Catalog) error {
 		if base, isFile := strings.CutSuffix(name, "_FILE"); isFile {
 			b, err := os.ReadFile(val)
 			if err != nil {
-				errs = append(errs, &Error{origin, strings.ToLower(base), fmt.Sprintf("reading the file it names: %v", err)})
+				errs = append(errs, &Error{origin, envField(base), fmt.Sprintf("reading the file it names: %v", err)})
 				continue
 			}
 			name, val = base, strings.TrimRight(string(b), "\r\n")
@@ -76,7 +76,7 @@ func (c *Config) applyEnv(environ []string, cat registries.Catalog) error {
 		case name == "CONFIG" || name == "DATA" || name == "LOG_FORMAT" || name == "LOG_LEVEL":
 			// read by the command line (flags' defaults)
 		default:
-			errs = append(errs, &Error{origin, strings.ToLower(name), "is not a tagwatch setting"})
+			errs = append(errs, &Error{origin, envField(name), "is not a tagwatch setting"})
 		}
 	}
 	return errors.Join(errs...)
@@ -122,4 +122,33 @@ func envNameKey(origin Origin, section, what, form, rest string) (name, key stri
 		return "", "", &Error{origin, section + "." + name, strings.Replace(err.Error(), "instance name", what+" name", 1)}
 	}
 	return name, key, nil
+}
+
+// envField names the config field a variable (without TAGWATCH_) stands
+// for, so errors about a variable read like errors about the file:
+// REGISTRY_HUB_PUBLIC_PASSWORD is registries.hub.public.password.
+func envField(name string) string {
+	lower := strings.ToLower(name)
+	for prefix, section := range map[string]string{"registry_": "registries.", "watcher_": "watchers.", "notifier_": "notifiers."} {
+		rest, ok := strings.CutPrefix(lower, prefix)
+		if !ok {
+			continue
+		}
+		if section == "registries." {
+			if kind, tail, ok := strings.Cut(rest, "_"); ok {
+				section, rest = section+kind+".", tail
+			}
+		}
+		if cut := strings.LastIndex(rest, "_"); cut > 0 {
+			return section + rest[:cut] + "." + rest[cut+1:]
+		}
+		return section + rest
+	}
+	if rest, ok := strings.CutPrefix(lower, "web_auth_"); ok {
+		return "web.auth." + rest
+	}
+	if rest, ok := strings.CutPrefix(lower, "web_"); ok {
+		return "web." + rest
+	}
+	return lower
 }

@@ -153,7 +153,7 @@ func TestEnvAndWatcherErrors(t *testing.T) {
 		{"no watcher name", "", []string{"TAGWATCH_WATCHER_HOST=x"},
 			"environment TAGWATCH_WATCHER_HOST: watchers: want TAGWATCH_WATCHER_<NAME>_<SETTING>"},
 		{"watcher secret file missing", "", []string{"TAGWATCH_WATCHER_NAS_KEYFILE_FILE=/nonexistent/x"},
-			"environment TAGWATCH_WATCHER_NAS_KEYFILE_FILE: watcher_nas_keyfile: reading the file it names"},
+			"environment TAGWATCH_WATCHER_NAS_KEYFILE_FILE: watchers.nas.keyfile: reading the file it names"},
 		{"bad cron from the environment", "", []string{"TAGWATCH_CRON=every day"},
 			`environment TAGWATCH_CRON: cron: "every day" is not a 5-field cron schedule`},
 		{"bad watcher cron from the environment", "", []string{"TAGWATCH_WATCHER_NAS_CRON=* * *"},
@@ -171,18 +171,8 @@ func TestEnvAndWatcherErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := write(t, tt.body)
-			_, err := config.Load(p, tt.env, registries.DefaultCatalog())
-			if err == nil {
-				t.Fatal("no error")
-			}
-			want := tt.want
-			if strings.HasPrefix(want, ":") {
-				want = p + want
-			}
-			if !strings.Contains(err.Error(), want) {
-				t.Errorf("error lacks %q:\n%v", want, err)
-			}
+			p, err := loadError(t, tt.body, tt.env)
+			mentions(t, err, p, tt.want)
 		})
 	}
 }

@@ -80,18 +80,8 @@ func TestNotifierErrorsNameFileLineAndField(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := write(t, tt.body)
-			_, err := config.Load(p, tt.env, registries.DefaultCatalog())
-			if err == nil {
-				t.Fatal("no error")
-			}
-			want := tt.want
-			if strings.HasPrefix(want, ":") {
-				want = p + want
-			}
-			if !strings.Contains(err.Error(), want) {
-				t.Errorf("error lacks %q:\n%v", want, err)
-			}
+			p, err := loadError(t, tt.body, tt.env)
+			mentions(t, err, p, tt.want)
 			var ce *config.Error
 			if !errors.As(err, &ce) {
 				t.Errorf("not a config.Error: %T", err)
