@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -19,10 +18,10 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/tagwatch/tagwatch/internal/regtest"
+	"github.com/tagwatch/tagwatch/internal/storetest"
 	"github.com/tagwatch/tagwatch/metrics"
 	"github.com/tagwatch/tagwatch/notify"
 	"github.com/tagwatch/tagwatch/registries"
-	"github.com/tagwatch/tagwatch/store"
 	"github.com/tagwatch/tagwatch/watcher"
 )
 
@@ -116,11 +115,7 @@ func TestScrapeAfterRealCycles(t *testing.T) {
 	defer bad.Close()
 
 	log := slog.New(slog.DiscardHandler)
-	st, err := store.Open(filepath.Join(t.TempDir(), "tagwatch.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := storetest.Open(t)
 	live, err := registries.NewLive(registries.DefaultCatalog(), []registries.Config{{
 		Kind: "custom", Name: "reg", Source: registries.SourceFile, Values: registries.Values{"url": proxy.URL},
 	}}, nil, registries.Options{})

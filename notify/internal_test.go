@@ -9,13 +9,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nicholas-fedor/shoutrrr/pkg/services/chat/discord"
 
+	"github.com/tagwatch/tagwatch/internal/storetest"
 	"github.com/tagwatch/tagwatch/store"
 )
 
@@ -88,11 +88,7 @@ func TestDiscord(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	st, err := store.Open(filepath.Join(t.TempDir(), "tagwatch.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := storetest.Open(t)
 	spec, err := Parse("chat", map[string]string{"url": "discord://Xk2ZlR9aQ3tokenTOKENtoken@123456789012345678"})
 	if err != nil {
 		t.Fatal(err)

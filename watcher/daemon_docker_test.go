@@ -10,6 +10,7 @@ import (
 
 	"github.com/tagwatch/tagwatch/internal/dockertest"
 	"github.com/tagwatch/tagwatch/internal/regtest"
+	"github.com/tagwatch/tagwatch/internal/storetest"
 	"github.com/tagwatch/tagwatch/registries"
 	"github.com/tagwatch/tagwatch/watcher"
 )
@@ -33,7 +34,7 @@ func TestDaemonWatchesDockerEngine(t *testing.T) {
 	dockertest.Create(t, host, prefix+"-db", db, nil)
 	dockertest.Create(t, host, prefix+"-off", web, map[string]string{"tagwatch.enable": "false"})
 
-	st := openStore(t)
+	st := storetest.Open(t)
 	set, err := registries.NewSet(registries.DefaultCatalog(), nil, registries.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -8,27 +8,17 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tagwatch/tagwatch/internal/regtest"
+	"github.com/tagwatch/tagwatch/internal/storetest"
 	"github.com/tagwatch/tagwatch/registries"
 	"github.com/tagwatch/tagwatch/store"
 	"github.com/tagwatch/tagwatch/watcher"
 )
-
-func openStore(t *testing.T) *store.Store {
-	t.Helper()
-	st, err := store.Open(filepath.Join(t.TempDir(), "tagwatch.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
 
 func newDaemon(t *testing.T, st *store.Store, refs ...string) *watcher.Daemon {
 	t.Helper()
@@ -75,7 +65,7 @@ func TestDaemonCycles(t *testing.T) {
 	latest := reg.Push(t, "team/app:latest", regtest.Image(t, "a")).String()
 	pinned := reg.Host + "/team/app:latest@" + latest
 
-	st := openStore(t)
+	st := storetest.Open(t)
 	d := newDaemon(t, st, reg.Host+"/team/app:1.0.0", pinned)
 	ctx := context.Background()
 
@@ -132,7 +122,7 @@ func TestDaemonBrokenRegistry(t *testing.T) {
 	deadHost := strings.TrimPrefix(dead.URL, "http://")
 	dead.Close()
 
-	st := openStore(t)
+	st := storetest.Open(t)
 	d := newDaemon(t, st, reg.Host+"/team/app:1.0.0", deadHost+"/team/gone:1.0.0")
 	rep := d.RunCycle(context.Background(), d.Sources)
 	if rep.Images != 2 || rep.Errors != 1 {
@@ -169,7 +159,7 @@ func TestDaemonHonoursRetryAfter(t *testing.T) {
 	t.Cleanup(srv.Close)
 	host := strings.TrimPrefix(srv.URL, "http://")
 
-	st := openStore(t)
+	st := storetest.Open(t)
 	d := newDaemon(t, st, host+"/team/app:1.0.0", host+"/team/app:1.0.1")
 	start := time.Now()
 	rep := d.RunCycle(context.Background(), d.Sources)

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/tagwatch/tagwatch/config"
 	"github.com/tagwatch/tagwatch/internal/regtest"
+	"github.com/tagwatch/tagwatch/internal/storetest"
 	"github.com/tagwatch/tagwatch/registries"
 	"github.com/tagwatch/tagwatch/store"
 	"github.com/tagwatch/tagwatch/watcher"
@@ -80,11 +80,7 @@ func newFixture(t *testing.T, auth config.WebAuth, d web.Checker) *fixture {
 // newFixtureWith is newFixture with notifiers (nil: none).
 func newFixtureWith(t *testing.T, auth config.WebAuth, d web.Checker, n web.Notifiers) *fixture {
 	t.Helper()
-	st, err := store.Open(filepath.Join(t.TempDir(), "tagwatch.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := storetest.Open(t)
 	live, err := registries.NewLive(registries.DefaultCatalog(), fileConfigs, nil, registries.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -16,8 +16,8 @@ import (
 
 	"github.com/tagwatch/tagwatch/config"
 	"github.com/tagwatch/tagwatch/internal/regtest"
+	"github.com/tagwatch/tagwatch/internal/storetest"
 	"github.com/tagwatch/tagwatch/registries"
-	"github.com/tagwatch/tagwatch/store"
 	"github.com/tagwatch/tagwatch/watcher"
 	"github.com/tagwatch/tagwatch/web"
 )
@@ -40,11 +40,7 @@ func TestBrowser(t *testing.T) {
 	reg := startRegistry(t) // team/app:1.0.0, alice's password
 	reg.Push(t, "team/app:1.1.0", regtest.Image(t, "newer"))
 
-	st, err := store.Open(filepath.Join(t.TempDir(), "tagwatch.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := storetest.Open(t)
 	live, err := registries.NewLive(registries.DefaultCatalog(), nil, nil, registries.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -382,11 +378,7 @@ func TestBrowserNotifications(t *testing.T) {
 
 	recv := startReceiver(t, false)
 	n := startNotifiers(t, map[string]map[string]string{"hook": hookSettings(recv)})
-	st, err := store.Open(filepath.Join(t.TempDir(), "tagwatch.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := storetest.Open(t)
 	live, err := registries.NewLive(registries.DefaultCatalog(), nil, nil, registries.Options{})
 	if err != nil {
 		t.Fatal(err)
