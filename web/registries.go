@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tagwatch/tagwatch/config"
 	"github.com/tagwatch/tagwatch/registries"
 	"github.com/tagwatch/tagwatch/store"
 )
@@ -279,19 +280,11 @@ func fieldErrors(err error) []fieldError {
 	return out
 }
 
-// checkName keeps instance names to what the config file accepts (a-z, 0-9,
-// - and _), which fits a URL path and an environment variable.
+// checkName is the config file's rule for names, as a message for a form
+// field ("" when the name is good).
 func checkName(name string) string {
-	if name == "" {
-		return "is required"
-	}
-	if len(name) > 63 {
-		return "must be at most 63 characters"
-	}
-	for _, r := range name {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return "may hold only a-z, 0-9, - and _"
-		}
+	if err := config.CheckName(name); err != nil {
+		return err.Error()
 	}
 	return ""
 }
