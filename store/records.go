@@ -65,9 +65,10 @@ type WatcherState struct {
 	LastListed time.Time `json:"lastListed,omitzero"`
 	LastTried  time.Time `json:"lastTried,omitzero"`
 	// Images is how many images in use the last working listing found;
-	// Problems how many it left out (a bad label, an image without a name).
-	Images   int `json:"images"`
-	Problems int `json:"problems,omitempty"`
+	// Problems are the containers or services it left out, and why (a bad
+	// label, an image without a name).
+	Images   int      `json:"images"`
+	Problems []string `json:"problems,omitempty"`
 }
 
 // Image is a watched image and the last result of its check. Key is the

@@ -20,7 +20,7 @@ func TestWatcherStates(t *testing.T) {
 	}
 	since := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
 	nas := WatcherState{Name: "nas", Kind: "docker", Error: "connection refused", FailingSince: since, LastListed: since.Add(-time.Hour), LastTried: since, Images: 3}
-	pods := WatcherState{Name: "pods", Kind: "podman", LastListed: since, LastTried: since, Images: 1}
+	pods := WatcherState{Name: "pods", Kind: "podman", LastListed: since, LastTried: since, Images: 1, Problems: []string{"container x: label tagwatch.tag.policy"}}
 	if err := s.PutWatchers([]WatcherState{pods, nas}); err != nil {
 		t.Fatal(err)
 	}

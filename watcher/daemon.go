@@ -237,7 +237,7 @@ func (d *Daemon) RunCycle(ctx context.Context, sources []Scheduled) CycleReport 
 			// The engine answered; only some containers can't be watched.
 			rep.Sources[name] = err.Error()
 			d.Log.Warn("containers left out", "watcher", name, "err", err)
-			states = append(states, d.listed(sc.Source, time.Now().UTC(), found, len(bad)))
+			states = append(states, d.listed(sc.Source, time.Now().UTC(), found, bad))
 		case err != nil:
 			rep.Sources[name] = err.Error()
 			w := d.failed(sc.Source, time.Now().UTC(), err)
@@ -248,7 +248,7 @@ func (d *Daemon) RunCycle(ctx context.Context, sources []Scheduled) CycleReport 
 			continue
 		default:
 			rep.Sources[name] = ""
-			states = append(states, d.listed(sc.Source, time.Now().UTC(), found, 0))
+			states = append(states, d.listed(sc.Source, time.Now().UTC(), found, nil))
 		}
 		for _, f := range found {
 			if f.Target.Platform.OS == "" {

@@ -263,7 +263,9 @@ type listing struct {
 // for its labels: a task of a Swarm service already listed, a Podman pod's
 // infra container.
 func (l *listing) skip(c container.Summary) bool {
-	if id := c.Labels[swarmServiceIDLabel]; id != "" && l.services[id] {
+	if c.Labels[swarmServiceIDLabel] != "" && l.services != nil {
+		// A manager lists every service: a task's is listed, or is
+		// being removed with its tasks.
 		return true
 	}
 	if p, ok := l.pods[c.ID]; ok && p.IsInfra {
@@ -347,6 +349,12 @@ func (l *listing) container(ctx context.Context, c container.Summary) (f *Found,
 
 	t := Target{Image: parsed, Options: settings.Options, Platform: l.d.Platform}
 	switch {
+	case c.Labels[swarmServiceIDLabel] != "" && parsed.Digest != "":
+		// A Swarm task on a worker: Docker pinned the digest, not the
+		// admin; it is the digest in use, as for its service.
+		if t.Image, t.Digest, err = serviceImage(ref); err != nil {
+			return nil, err, nil
+		}
 	case parsed.Digest != "":
 		t.Digest, t.Pinned = parsed.Digest, true
 	case l.d.Kind() == KindPodman:

@@ -1,6 +1,7 @@
 package watcher
 
 import (
+	"fmt"
 	"slices"
 	"sort"
 	"time"
@@ -77,12 +78,23 @@ func (d *Daemon) Watchers() []store.WatcherState {
 	return out
 }
 
-// listed records a listing that worked, or partly worked (problems are
+// maxProblems bounds the problems a state keeps: an engine of a thousand
+// mislabelled containers must not make a huge record.
+const maxProblems = 20
+
+// listed records a listing that worked, or partly worked (bad are the
 // containers left out); it returns the state to store.
-func (d *Daemon) listed(src Source, at time.Time, found []Found, problems int) store.WatcherState {
+func (d *Daemon) listed(src Source, at time.Time, found []Found, bad ContainerErrors) store.WatcherState {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	w := store.WatcherState{Name: src.Name(), LastListed: at, LastTried: at, Images: len(found), Problems: problems}
+	w := store.WatcherState{Name: src.Name(), LastListed: at, LastTried: at, Images: len(found)}
+	for i, e := range bad {
+		if i == maxProblems {
+			w.Problems = append(w.Problems, fmt.Sprintf("… and %d more", len(bad)-maxProblems))
+			break
+		}
+		w.Problems = append(w.Problems, e.Error())
+	}
 	w.Kind = sourceKind(src, found, d.states[w.Name].Kind)
 	d.setState(w)
 	return w
