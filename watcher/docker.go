@@ -358,7 +358,7 @@ func (l *listing) container(ctx context.Context, c container.Summary) (f *Found,
 	case parsed.Digest != "":
 		t.Digest, t.Pinned = parsed.Digest, true
 	case l.d.Kind() == KindPodman:
-		if t.Digest, err = l.podmanDigest(ctx, c.ImageID, img.RepoDigests, parsed); err != nil {
+		if t.Digest, t.SameImage, err = l.podmanDigests(ctx, c.ImageID, img.RepoDigests, parsed); err != nil {
 			return nil, nil, err
 		}
 	default:

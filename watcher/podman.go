@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/tagwatch/tagwatch/registries"
@@ -20,8 +21,9 @@ import (
 //     libpod listing on the same socket is asked too;
 //   - digests: Podman lists every name of an image with every digest the
 //     image is known by (the manifest list's and the platform manifest's),
-//     so RepoDigests may pair a repository with a digest it never had; the
-//     image's own manifest digest (libpod's Digest) is what runs;
+//     so RepoDigests may pair a repository with a digest it never had, and
+//     libpod's Digest is that of the image's first pull, whichever name it
+//     was; all of them are passed on as the same image (podmanDigests);
 //   - names: localhost/… is an image built or committed on the host, which
 //     no registry serves.
 
@@ -115,28 +117,41 @@ func (l *listing) podmanContainers(ctx context.Context) (map[string]podmanContai
 	return out, nil
 }
 
-// podmanDigest is the digest in use of a Podman container's image: the
-// image's own manifest digest, when Podman pulled it from img's repository.
-// A platform manifest digest where the registry's tag names a manifest
-// list is fine: the check compares them per platform.
-func (l *listing) podmanDigest(ctx context.Context, imageID string, repoDigests []string, img registries.Image) (string, error) {
-	if repoDigest(repoDigests, img) == "" {
-		return "", nil // never pulled from this repository: unknown
+// podmanDigests are the digests in use of a Podman container's image: the
+// one Podman records for it (the digest of its first pull: a manifest
+// list's or the image's own manifest's), and every other digest it knows
+// the image by, one of which is the image's own manifest. Podman pairs
+// every name of an image with every digest, so RepoDigests cannot say which
+// digest came from which repository; the check treats them as one image.
+// Nothing is known of an image never pulled from img's repository.
+func (l *listing) podmanDigests(ctx context.Context, imageID string, repoDigests []string, img registries.Image) (string, []string, error) {
+	var all []string
+	for _, rd := range repoDigests {
+		if r, err := registries.ParseImage(rd); err == nil && r.Name() == img.Name() && !slices.Contains(all, r.Digest) {
+			all = append(all, r.Digest)
+		}
 	}
-	if d, ok := l.digests[imageID]; ok {
-		return d, nil
+	if len(all) == 0 {
+		return "", nil, nil
 	}
-	var in struct {
-		Digest string `json:"Digest"`
+	d, ok := l.digests[imageID]
+	if !ok {
+		var in struct {
+			Digest string `json:"Digest"`
+		}
+		if err := l.libpod(ctx, "/images/"+url.PathEscape(strings.TrimPrefix(imageID, "sha256:"))+"/json", &in); err != nil {
+			return "", nil, fmt.Errorf("inspecting image %s: %w", shortID(imageID), err)
+		}
+		if l.digests == nil {
+			l.digests = map[string]string{}
+		}
+		d = in.Digest
+		l.digests[imageID] = d
 	}
-	if err := l.libpod(ctx, "/images/"+url.PathEscape(strings.TrimPrefix(imageID, "sha256:"))+"/json", &in); err != nil {
-		return "", fmt.Errorf("inspecting image %s: %w", shortID(imageID), err)
+	if !slices.Contains(all, d) {
+		d = all[0]
 	}
-	if l.digests == nil {
-		l.digests = map[string]string{}
-	}
-	l.digests[imageID] = in.Digest
-	return in.Digest, nil
+	return d, slices.DeleteFunc(all, func(s string) bool { return s == d }), nil
 }
 
 // isPodmanLocal says whether Podman names img as a local image: it puts
