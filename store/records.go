@@ -51,6 +51,23 @@ type Location struct {
 	StaleSince time.Time `json:"staleSince,omitzero"`
 }
 
+// String is where the image runs as people read it: "watcher · place"
+// (k3s · media/Deployment/jellyfin/jellyfin), "config list" for the config
+// file's images, and the container name for records stored before places.
+func (l Location) String() string {
+	if l.Kind == "config" || (l.Kind == "" && l.Watcher == "config" && l.Container == "") {
+		return "config list"
+	}
+	place := l.Place
+	if place == "" {
+		place = l.Container
+	}
+	if place == "" {
+		return l.Watcher
+	}
+	return l.Watcher + " · " + place
+}
+
 // WatcherState is how the last listings of a watcher went.
 type WatcherState struct {
 	Name string `json:"name"`

@@ -98,3 +98,23 @@ func TestMigrateV3(t *testing.T) {
 		t.Errorf("location JSON %s", raw)
 	}
 }
+
+func TestLocationString(t *testing.T) {
+	tests := []struct {
+		loc  Location
+		want string
+	}{
+		{Location{Watcher: "k3s", Kind: "kubernetes", Place: "media/Deployment/jellyfin/jellyfin"}, "k3s · media/Deployment/jellyfin/jellyfin"},
+		{Location{Watcher: "local", Kind: "swarm", Place: "media/jellyfin", Container: "media_jellyfin"}, "local · media/jellyfin"},
+		{Location{Watcher: "pods", Kind: "podman", Place: "web/nginx", Container: "nginx"}, "pods · web/nginx"},
+		{Location{Watcher: "config", Kind: "config"}, "config list"},
+		{Location{Watcher: "config"}, "config list"},                                     // stored before kinds
+		{Location{Watcher: "local", Container: "web", ContainerID: "ab"}, "local · web"}, // stored before places
+		{Location{Watcher: "nas"}, "nas"},
+	}
+	for _, tt := range tests {
+		if got := tt.loc.String(); got != tt.want {
+			t.Errorf("%+v: %q, want %q", tt.loc, got, tt.want)
+		}
+	}
+}
