@@ -93,10 +93,14 @@ func start(bin string) (string, error) {
 	if err := os.WriteFile(config, []byte("{}\n"), 0o644); err != nil {
 		return "", err
 	}
+	// A Swarm manager leaves its network namespaces bind-mounted under
+	// exec/netns: unmounted, or the directory cannot be removed.
 	const supervisor = `"$@" >"$DIR/dockerd.log" 2>&1 &
 pid=$!
 cat >/dev/null
-kill $pid; wait $pid; rm -rf "$DIR"`
+kill $pid; wait $pid
+for ns in "$DIR"/exec/netns/*; do [ -e "$ns" ] && umount "$ns" 2>/dev/null; done
+rm -rf "$DIR"`
 	cmd := exec.Command("sh", "-c", supervisor, "sh", bin,
 		"--host", host,
 		"--config-file", config, // not /etc/docker/daemon.json: it may set hosts too
