@@ -41,8 +41,12 @@ type Config struct {
 	where map[string]Origin
 }
 
-// Watcher is one Docker engine to watch.
+// Watcher is one place containers run: a Docker engine (with its Swarm
+// services when it is a manager) or a Podman service.
 type Watcher struct {
+	// Kind is docker (also when empty) or podman; WatcherKinds lists them
+	// with the settings each takes.
+	Kind           string `yaml:"kind"`
 	Host           string `yaml:"host"` // unix:///var/run/docker.sock, tcp://nas.lan:2376; empty: DOCKER_HOST or the local socket
 	CAFile         string `yaml:"cafile"`
 	CertFile       string `yaml:"certfile"`
@@ -50,6 +54,10 @@ type Watcher struct {
 	Cron           string `yaml:"cron"`
 	WatchByDefault *bool  `yaml:"watchbydefault"` // watch containers without a tagwatch.enable label (default true)
 	WatchStopped   bool   `yaml:"watchstopped"`
+	// Swarm lists a docker watcher's Swarm services: nil means when the
+	// engine says it is a Swarm manager, false never, true always (an
+	// engine that is no manager is then an error).
+	Swarm *bool `yaml:"swarm"`
 }
 
 // Image is one entry of the static `images:` list.

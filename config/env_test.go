@@ -38,6 +38,8 @@ func TestEnvCoversEveryWatcherSetting(t *testing.T) {
 		switch {
 		case tag == "cron":
 			value = "*/5 * * * *"
+		case tag == "kind":
+			value = "podman"
 		case f.Type.Kind() == reflect.Bool || f.Type.Kind() == reflect.Pointer:
 			value = "true"
 		}
@@ -149,7 +151,7 @@ func TestEnvAndWatcherErrors(t *testing.T) {
 		{"bad bool", "", []string{"TAGWATCH_WATCHER_NAS_WATCHSTOPPED=yes"},
 			"environment TAGWATCH_WATCHER_NAS_WATCHSTOPPED: watchers.nas.watchstopped: must be true or false"},
 		{"unknown watcher setting", "", []string{"TAGWATCH_WATCHER_NAS_HOSTNAME=x"},
-			"environment TAGWATCH_WATCHER_NAS_HOSTNAME: watchers.nas.hostname: is not a watcher setting (cafile, certfile, cron, host, keyfile, watchbydefault, watchstopped)"},
+			"environment TAGWATCH_WATCHER_NAS_HOSTNAME: watchers.nas.hostname: is not a watcher setting (cafile, certfile, cron, host, keyfile, kind, swarm, watchbydefault, watchstopped)"},
 		{"no watcher name", "", []string{"TAGWATCH_WATCHER_HOST=x"},
 			"environment TAGWATCH_WATCHER_HOST: watchers: want TAGWATCH_WATCHER_<NAME>_<SETTING>"},
 		{"watcher secret file missing", "", []string{"TAGWATCH_WATCHER_NAS_KEYFILE_FILE=/nonexistent/x"},
@@ -168,6 +170,17 @@ func TestEnvAndWatcherErrors(t *testing.T) {
 			`:3: cron: "@every" is not a 5-field cron schedule`},
 		{"certfile without keyfile", "watchers:\n  nas:\n    host: tcp://nas:2376\n    certfile: cert.pem\n", nil,
 			":2: watchers.nas.keyfile: must be defined with certfile"},
+		{"unknown kind in the file", "watchers:\n  nas:\n    host: tcp://nas:2376\n    kind: dockr\n", nil,
+			`:4: watchers.nas.kind: "dockr" is not a watcher kind (docker, podman)`},
+		{"unknown kind from the environment", "", []string{"TAGWATCH_WATCHER_PODS_KIND=Podman"},
+			`environment TAGWATCH_WATCHER_PODS_KIND: watchers.pods.kind: "Podman" is not a watcher kind (docker, podman)`},
+		{"a docker setting on a podman watcher", "watchers:\n  pods:\n    kind: podman\n    swarm: true\n", nil,
+			":4: watchers.pods.swarm: is a setting of docker watchers, not of podman ones"},
+		{"a docker setting on a podman watcher from the environment", "watchers:\n  pods: {kind: podman}\n",
+			[]string{"TAGWATCH_WATCHER_PODS_SWARM=false"},
+			"environment TAGWATCH_WATCHER_PODS_SWARM: watchers.pods.swarm: is a setting of docker watchers, not of podman ones"},
+		{"bad swarm", "", []string{"TAGWATCH_WATCHER_NAS_SWARM=auto"},
+			"environment TAGWATCH_WATCHER_NAS_SWARM: watchers.nas.swarm: must be true or false"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -176,3 +189,47 @@ func TestEnvAndWatcherErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestWatcherKinds: a watcher without a kind is a Docker engine (configs
+// written before kinds keep working), swarm is left to detection unless
+// set, and podman watchers take the docker settings but swarm.
+func TestWatcherKinds(t *testing.T) {
+	p := write(t, `watchers:
+  local: {}
+  swarm: {host: unix:///var/run/docker.sock, swarm: true}
+  noswarm: {swarm: false}
+  pods: {kind: podman, host: unix:///run/podman/podman.sock, watchstopped: true, watchbydefault: false}
+`)
+	c, err := config.Load(p, []string{"TAGWATCH_WATCHER_ROOTLESS_KIND=podman"}, registries.DefaultCatalog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, kind string
+		swarm      *bool
+	}{
+		{"local", config.KindDocker, nil},
+		{"swarm", config.KindDocker, ptr(true)},
+		{"noswarm", config.KindDocker, ptr(false)},
+		{"pods", config.KindPodman, nil},
+		{"rootless", config.KindPodman, nil},
+	}
+	for _, tt := range tests {
+		w, ok := c.Watchers[tt.name]
+		if !ok {
+			t.Errorf("no watcher %s", tt.name)
+			continue
+		}
+		if w.KindOf() != tt.kind || (w.Swarm == nil) != (tt.swarm == nil) || (w.Swarm != nil && *w.Swarm != *tt.swarm) {
+			t.Errorf("%s: kind %q swarm %v, want %q %v", tt.name, w.KindOf(), w.Swarm, tt.kind, tt.swarm)
+		}
+	}
+	if pods := c.Watchers["pods"]; !pods.WatchStopped || pods.WatchByDefault == nil || *pods.WatchByDefault || pods.Host != "unix:///run/podman/podman.sock" {
+		t.Errorf("pods = %+v", pods)
+	}
+	if got := config.WatcherKinds(); !slices.Contains(got, "docker") || !slices.Contains(got, "podman") || !slices.IsSorted(got) {
+		t.Errorf("WatcherKinds() = %v", got)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 // the <SETTING> of TAGWATCH_WATCHER_<NAME>_<SETTING>. A test keeps it in
 // step with Watcher's fields.
 var watcherKeys = map[string]func(w *Watcher, v string) error{
+	"kind":     func(w *Watcher, v string) error { w.Kind = v; return nil },
 	"host":     func(w *Watcher, v string) error { w.Host = v; return nil },
 	"cafile":   func(w *Watcher, v string) error { w.CAFile = v; return nil },
 	"certfile": func(w *Watcher, v string) error { w.CertFile = v; return nil },
@@ -31,6 +33,43 @@ var watcherKeys = map[string]func(w *Watcher, v string) error{
 		w.WatchStopped = b
 		return err
 	},
+	"swarm": func(w *Watcher, v string) error {
+		b, err := parseBool(v)
+		w.Swarm = &b
+		return err
+	},
+}
+
+// Watcher kinds. An empty kind is KindDocker, so configurations from before
+// kinds existed keep working.
+const (
+	KindDocker = "docker"
+	KindPodman = "podman"
+)
+
+// watcherKindKeys are the settings each kind takes besides kind and cron;
+// a setting of another kind is an error rather than silently ignored.
+var watcherKindKeys = map[string][]string{
+	KindDocker: {"host", "cafile", "certfile", "keyfile", "watchbydefault", "watchstopped", "swarm"},
+	KindPodman: {"host", "cafile", "certfile", "keyfile", "watchbydefault", "watchstopped"},
+}
+
+// WatcherKinds lists the kinds of watcher, sorted.
+func WatcherKinds() []string {
+	kinds := make([]string, 0, len(watcherKindKeys))
+	for k := range watcherKindKeys {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	return kinds
+}
+
+// KindOf is a watcher's kind, KindDocker when it does not say.
+func (w Watcher) KindOf() string {
+	if w.Kind == "" {
+		return KindDocker
+	}
+	return w.Kind
 }
 
 // WatcherKeys lists the settings of a watcher, sorted.
@@ -132,6 +171,7 @@ func (c *Config) validateWatchers() []error {
 	for _, n := range names {
 		w, field := c.Watchers[n], "watchers."+n
 		checkCron(field+".cron", w.Cron)
+		errs = append(errs, c.checkWatcherKind(field, w)...)
 		if (w.CertFile == "") != (w.KeyFile == "") {
 			missing := "keyfile"
 			if w.CertFile == "" {
@@ -142,6 +182,35 @@ func (c *Config) validateWatchers() []error {
 		}
 	}
 	checkCron("cron", c.ImagesCron)
+	return errs
+}
+
+// checkWatcherKind checks the kind, and that every setting given belongs
+// to it: a kubeconfig on a docker watcher is a mistake, not a no-op.
+func (c *Config) checkWatcherKind(field string, w Watcher) []error {
+	kind := w.KindOf()
+	allowed, ok := watcherKindKeys[kind]
+	if !ok {
+		return []error{&Error{c.whereOr(field+".kind", field), field + ".kind",
+			fmt.Sprintf("%q is not a watcher kind (%s)", w.Kind, strings.Join(WatcherKinds(), ", "))}}
+	}
+	var errs []error
+	for _, key := range WatcherKeys() {
+		if key == "kind" || key == "cron" || slices.Contains(allowed, key) {
+			continue
+		}
+		if _, set := c.where[field+"."+key]; !set {
+			continue
+		}
+		var owners []string
+		for _, k := range WatcherKinds() {
+			if slices.Contains(watcherKindKeys[k], key) {
+				owners = append(owners, k)
+			}
+		}
+		errs = append(errs, &Error{c.where[field+"."+key], field + "." + key,
+			fmt.Sprintf("is a setting of %s watchers, not of %s ones", strings.Join(owners, " and "), kind)})
+	}
 	return errs
 }
 

@@ -41,7 +41,10 @@ type Options struct {
 	// Notifiers returns the notifiers' counters (notify.Notifiers.Status);
 	// nil when there are none.
 	Notifiers func() []notify.Status
-	Log       *slog.Logger
+	// Watchers returns the watchers and how their last listings went
+	// (watcher.Daemon.Watchers); nil leaves the watcher series out.
+	Watchers func() []store.WatcherState
+	Log      *slog.Logger
 }
 
 // UpdateKinds are the values of tagwatch_updates_available's kind label;
@@ -71,6 +74,14 @@ type snapshot struct {
 	updates    map[string]int
 	registries []string // instance IDs the images name
 	newest     time.Time
+	// placed are the images with an update, one per place that runs them.
+	placed []placedUpdate
+}
+
+// placedUpdate is an update where it runs: the labels of
+// tagwatch_update_available_where.
+type placedUpdate struct {
+	watcher, kind, place, reference, update, latest string
 }
 
 // New makes the metrics and their registry.
@@ -180,6 +191,12 @@ func readStore(st Store) (*snapshot, error) {
 		if img.LastChecked.After(s.newest) {
 			s.newest = img.LastChecked
 		}
+		if img.Update == "" || img.Update == "none" || img.Update == "unknown" {
+			continue
+		}
+		for _, l := range img.Where {
+			s.placed = append(s.placed, placedUpdate{l.Watcher, l.Kind, l.Place, img.Reference, img.Update, img.LatestTag})
+		}
 	}
 	for r := range regs {
 		s.registries = append(s.registries, r)
@@ -205,6 +222,10 @@ var (
 	descNRetries    = prometheus.NewDesc("tagwatch_notifier_retries_total", "Notification tries that failed and were tried again, by notifier.", []string{"notifier"}, nil)
 	descNDropped    = prometheus.NewDesc("tagwatch_notifier_dropped_total", "Notifications dropped from a full queue, by notifier.", []string{"notifier"}, nil)
 	descNQueued     = prometheus.NewDesc("tagwatch_notifier_queue_length", "Notifications waiting to be sent, by notifier.", []string{"notifier"}, nil)
+	descWatcherUp   = prometheus.NewDesc("tagwatch_watcher_up", "1 when the watcher's last listing worked, 0 when it failed (its images are kept, marked stale); absent before its first listing.", []string{"watcher", "kind"}, nil)
+	descWatcherOK   = prometheus.NewDesc("tagwatch_watcher_last_listed_timestamp_seconds", "When the watcher's last listing that worked ended, unix seconds.", []string{"watcher", "kind"}, nil)
+	descWatcherImgs = prometheus.NewDesc("tagwatch_watcher_images", "Images in use the watcher's last listing that worked found (one per container, service or pod container).", []string{"watcher", "kind"}, nil)
+	descPlaced      = prometheus.NewDesc("tagwatch_update_available_where", "1 for each place that runs an image with an update: the watcher, the kind of source that found it (docker, swarm, podman, kubernetes, containerd, config) and the place within it.", []string{"watcher", "kind", "place", "reference", "update", "latest_tag"}, nil)
 )
 
 // collector reads the current state at scrape time.
@@ -213,7 +234,8 @@ type collector struct{ m *Metrics }
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descImages, descFailing, descUpdates, descLastSuccess, descCycleDur, descCycles,
 		descRequests, descReqErrors, descThrottled, descRemaining, descLimit,
-		descNSent, descNFailed, descNRetries, descNDropped, descNQueued} {
+		descNSent, descNFailed, descNRetries, descNDropped, descNQueued,
+		descWatcherUp, descWatcherOK, descWatcherImgs, descPlaced} {
 		ch <- d
 	}
 }
@@ -233,6 +255,29 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descFailing, float64(snap.failing))
 		for _, k := range UpdateKinds {
 			gauge(descUpdates, float64(snap.updates[k]), k)
+		}
+		seen := map[placedUpdate]bool{}
+		for _, p := range snap.placed {
+			if !seen[p] { // one image twice on one place (two platforms) is one series
+				seen[p] = true
+				gauge(descPlaced, 1, p.watcher, p.kind, p.place, p.reference, p.update, p.latest)
+			}
+		}
+	}
+	if m.opts.Watchers != nil {
+		for _, w := range m.opts.Watchers() {
+			if w.LastTried.IsZero() {
+				continue
+			}
+			up := 1.0
+			if w.Error != "" {
+				up = 0
+			}
+			gauge(descWatcherUp, up, w.Name, w.Kind)
+			gauge(descWatcherImgs, float64(w.Images), w.Name, w.Kind)
+			if !w.LastListed.IsZero() {
+				gauge(descWatcherOK, float64(w.LastListed.UnixNano())/1e9, w.Name, w.Kind)
+			}
 		}
 	}
 	if !success.IsZero() {

@@ -14,10 +14,11 @@ import (
 const (
 	DefaultTitle = `tagwatch: {{.Reference}} {{.Update}} update`
 	DefaultBody  = `{{with .DisplayName}}{{.}}: {{end}}{{.Image}}
-{{if eq .Update "digest"}}{{.Tag}}: new image {{short .Digest}} → {{short .LatestDigest}}{{else}}{{.Tag}} → {{.LatestTag}}{{end}} ({{.Update}} update){{with .Link}}
+{{if eq .Update "digest"}}{{.Tag}}: new image {{short .Digest}} → {{short .LatestDigest}}{{else}}{{.Tag}} → {{.LatestTag}}{{end}} ({{.Update}} update){{with .Where}}
+on {{join . ", "}}{{end}}{{with .Link}}
 {{.}}{{end}}`
 	DefaultBatchTitle = `tagwatch: {{len .Updates}} new update{{if ne (len .Updates) 1}}s{{end}}`
-	DefaultBatchBody  = `{{range .Updates}}- {{.Image}} {{if eq .Update "digest"}}{{.Tag}}: new image {{short .LatestDigest}}{{else}}{{.Tag}} → {{.LatestTag}}{{end}} ({{.Update}}){{with .Link}} {{.}}{{end}}
+	DefaultBatchBody  = `{{range .Updates}}- {{.Image}} {{if eq .Update "digest"}}{{.Tag}}: new image {{short .LatestDigest}}{{else}}{{.Tag}} → {{.LatestTag}}{{end}} ({{.Update}}){{with .Where}} on {{join . ", "}}{{end}}{{with .Link}} {{.}}{{end}}
 {{end}}`
 )
 
@@ -35,6 +36,9 @@ type Item struct {
 	LatestDigest string    `json:"latestDigest"`          // the digest behind latestTag now
 	Link         string    `json:"link,omitempty"`        // release notes or registry page
 	DetectedAt   time.Time `json:"detectedAt"`
+	// Where are the places that run it: "watcher · place (kind)", e.g.
+	// "k3s · media/Deployment/jellyfin/jellyfin (kubernetes)", "config list".
+	Where []string `json:"where,omitempty"`
 }
 
 // Data is what the title and body templates see. Its Item fields are the
@@ -49,6 +53,7 @@ type Data struct {
 }
 
 var funcs = template.FuncMap{
+	"join": strings.Join,
 	// short cuts a digest to its algorithm and 12 hex digits.
 	"short": func(d string) string {
 		alg, hex, ok := strings.Cut(d, ":")
@@ -74,6 +79,7 @@ var sample = Item{
 	LatestDigest: "sha256:9f8e7d6c5b4a30291807f6e5d4c3b2a19f8e7d6c5b4a30291807f6e5d4c3b2a1",
 	Link:         "https://hub.docker.com/_/nginx",
 	DetectedAt:   time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC),
+	Where:        []string{"local · web (docker)"},
 }
 
 // parseTemplate parses text (or def when text is empty) and tries it on
@@ -131,7 +137,29 @@ func item(e store.HistoryEntry, img store.Image) Item {
 		LatestDigest: e.ToDigest,
 		Link:         img.Link,
 		DetectedAt:   e.At,
+		Where:        places(img.Where),
 	}
+}
+
+// places names where an image runs, with the kind of source that found it;
+// a place whose watcher cannot be listed right now says so.
+func places(locs []store.Location) []string {
+	var out []string
+	for _, l := range locs {
+		s := l.String()
+		var notes []string
+		if l.Kind != "" && l.Kind != "config" {
+			notes = append(notes, l.Kind)
+		}
+		if !l.StaleSince.IsZero() {
+			notes = append(notes, "stale")
+		}
+		if len(notes) > 0 {
+			s += " (" + strings.Join(notes, ", ") + ")"
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 // message is one notification: rendered text plus the updates it announces.

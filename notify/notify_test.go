@@ -100,7 +100,11 @@ func haUpdate(t *testing.T, st *store.Store) store.HistoryEntry {
 	now := time.Now().UTC()
 	img := store.Image{
 		Key: haRef + " linux/amd64", Image: haRef, Reference: haRef, Registry: "ghcr.public", Platform: "linux/amd64",
-		DisplayName: "Home Assistant", Link: haLink, Where: []store.Location{{Watcher: "config"}},
+		DisplayName: "Home Assistant", Link: haLink, Where: []store.Location{
+			{Watcher: "k3s", Kind: "kubernetes", Place: "home/Deployment/home-assistant/home-assistant"},
+			{Watcher: "local", Kind: "swarm", Place: "home/ha", Container: "home_ha", StaleSince: now.Add(-time.Hour)},
+			{Watcher: "config", Kind: "config"},
+		},
 		Tag: "2024.10.1", Digest: "sha256:" + strings.Repeat("a", 64), LatestTag: "2024.11.0", LatestDigest: "sha256:" + strings.Repeat("b", 64),
 		Update: "minor", LastChecked: now,
 	}
@@ -158,7 +162,8 @@ func TestServices(t *testing.T) {
 		if h.Header.Get("Title") != title || h.Header.Get("Priority") != "High" {
 			t.Errorf("title %q priority %q", h.Header.Get("Title"), h.Header.Get("Priority"))
 		}
-		wantContains(t, "ntfy body", string(h.Body), "Home Assistant: ghcr.io/home-assistant/home-assistant", "2024.10.1 → 2024.11.0", "(minor update)", haLink)
+		wantContains(t, "ntfy body", string(h.Body), "Home Assistant: ghcr.io/home-assistant/home-assistant", "2024.10.1 → 2024.11.0", "(minor update)", haLink,
+			"\non k3s · home/Deployment/home-assistant/home-assistant (kubernetes), local · home/ha (swarm, stale), config list\n")
 	})
 
 	t.Run("gotify", func(t *testing.T) {
@@ -208,6 +213,9 @@ func TestServices(t *testing.T) {
 			if u[k] != v {
 				t.Errorf("updates[0].%s = %v, want %v", k, u[k], v)
 			}
+		}
+		if w := fmt.Sprint(u["where"]); w != "[k3s · home/Deployment/home-assistant/home-assistant (kubernetes) local · home/ha (swarm, stale) config list]" {
+			t.Errorf("updates[0].where = %s", w)
 		}
 	})
 

@@ -23,6 +23,7 @@ var keySchemaVersion = []byte("schema_version")
 var migrations = []func(tx *bolt.Tx) error{
 	migrateV1,
 	migrateV2,
+	migrateV3,
 }
 
 // migrateV1 creates the initial buckets.
@@ -39,6 +40,15 @@ func migrateV1(tx *bolt.Tx) error {
 func migrateV2(tx *bolt.Tx) error {
 	if _, err := tx.CreateBucketIfNotExists(bucketNotifiers); err != nil {
 		return fmt.Errorf("create bucket %s: %w", bucketNotifiers, err)
+	}
+	return nil
+}
+
+// migrateV3 adds the watchers' listing states (an unreachable source's
+// error and since when its images are stale).
+func migrateV3(tx *bolt.Tx) error {
+	if _, err := tx.CreateBucketIfNotExists(bucketWatchers); err != nil {
+		return fmt.Errorf("create bucket %s: %w", bucketWatchers, err)
 	}
 	return nil
 }

@@ -32,12 +32,60 @@ type RegistryTest struct {
 	Error    string    `json:"error"` // empty: the test passed
 }
 
-// Location is where an image runs: a container on a Docker engine, or the
-// config file's images: list (Watcher "config", no container).
+// Location is where an image runs: a container on a Docker engine, a Swarm
+// service, a Podman container, or the config file's images: list (Watcher
+// "config", no container).
 type Location struct {
 	Watcher     string `json:"watcher"`
 	Container   string `json:"container,omitempty"`
 	ContainerID string `json:"containerId,omitempty"`
+	// Kind is the kind of source that found it: docker, swarm, podman,
+	// kubernetes, containerd or config.
+	Kind string `json:"kind,omitempty"`
+	// Place is where it runs within the watcher, human-readable and stable
+	// between listings: a container name, stack/service, pod/container,
+	// namespace/OwnerKind/owner/container.
+	Place string `json:"place,omitempty"`
+	// StaleSince is set while the watcher cannot be listed: the location is
+	// as it was last listed, kept rather than dropped, and may be gone.
+	StaleSince time.Time `json:"staleSince,omitzero"`
+}
+
+// String is where the image runs as people read it: "watcher · place"
+// (k3s · media/Deployment/jellyfin/jellyfin), "config list" for the config
+// file's images, and the container name for records stored before places.
+func (l Location) String() string {
+	if l.Kind == "config" || (l.Kind == "" && l.Watcher == "config" && l.Container == "") {
+		return "config list"
+	}
+	place := l.Place
+	if place == "" {
+		place = l.Container
+	}
+	if place == "" {
+		return l.Watcher
+	}
+	return l.Watcher + " · " + place
+}
+
+// WatcherState is how the last listings of a watcher went.
+type WatcherState struct {
+	Name string `json:"name"`
+	Kind string `json:"kind,omitempty"`
+	// Error is why the last listing failed; empty when it worked.
+	Error string `json:"error,omitempty"`
+	// FailingSince is the first failed listing since the last that worked
+	// (zero when the last one worked): its images are stale since then.
+	FailingSince time.Time `json:"failingSince,omitzero"`
+	// LastListed is when a listing last worked; LastTried when one was
+	// last tried.
+	LastListed time.Time `json:"lastListed,omitzero"`
+	LastTried  time.Time `json:"lastTried,omitzero"`
+	// Images is how many images in use the last working listing found;
+	// Problems are the containers or services it left out, and why (a bad
+	// label, an image without a name).
+	Images   int      `json:"images"`
+	Problems []string `json:"problems,omitempty"`
 }
 
 // Image is a watched image and the last result of its check. Key is the

@@ -49,6 +49,7 @@ var (
 	bucketRegistryTests = []byte("registry_tests")
 	bucketSent          = []byte("sent")
 	bucketNotifiers     = []byte("notifiers") // schema 2
+	bucketWatchers      = []byte("watchers")  // schema 3
 )
 
 // Store is an open tagwatch state file. Its methods are safe for concurrent use.
@@ -260,6 +261,73 @@ func (s *Store) DeleteImages(keys []string) error {
 		return nil
 	})
 	return s.wrap(err, "delete %d images", len(keys))
+}
+
+// PutWatchers stores how the watchers' listings went, replacing each one's
+// earlier state, in one transaction.
+func (s *Store) PutWatchers(states []WatcherState) error {
+	if len(states) == 0 {
+		return nil
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b, err := bucket(tx, bucketWatchers)
+		if err != nil {
+			return err
+		}
+		for _, w := range states {
+			if w.Name == "" {
+				return errors.New("a watcher state has an empty name")
+			}
+			if err := put(b, bucketWatchers, []byte(w.Name), w); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return s.wrap(err, "put %d watcher states", len(states))
+}
+
+// Watchers returns the stored watcher states, sorted by name.
+func (s *Store) Watchers() ([]WatcherState, error) {
+	out := []WatcherState{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b, err := bucket(tx, bucketWatchers)
+		if err != nil {
+			return err
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var w WatcherState
+			if err := decode(v, &w, bucketWatchers, k); err != nil {
+				return err
+			}
+			out = append(out, w)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, s.wrap(err, "read watcher states")
+	}
+	return out, nil
+}
+
+// DeleteWatchers removes the states of watchers no longer configured.
+func (s *Store) DeleteWatchers(names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b, err := bucket(tx, bucketWatchers)
+		if err != nil {
+			return err
+		}
+		for _, n := range names {
+			if err := b.Delete([]byte(n)); err != nil {
+				return fmt.Errorf("bucket %s: delete %q: %w", bucketWatchers, n, err)
+			}
+		}
+		return nil
+	})
+	return s.wrap(err, "delete %d watcher states", len(names))
 }
 
 // AppendHistory stores entries in one transaction, giving each the next Seq

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +28,11 @@ type Target struct {
 	Pinned   bool
 	Platform v1.Platform
 	Options  TagOptions
+	// SameImage are other digests the engine knows the running image by,
+	// among them its own manifest's (Podman records the manifest list's
+	// and the platform manifest's). A tag that now names one of them, or
+	// a list whose manifest for the platform is one of them, has not moved.
+	SameImage []string
 }
 
 // Result is what one check of one image found. Its JSON form is the
@@ -235,7 +241,7 @@ func (cy *cycle) check(ctx context.Context, t Target) Result {
 	}
 
 	watch := dec.WatchDigest || (t.Pinned && t.Options.Digest == nil)
-	if !watch || t.Digest == "" || t.Digest == now.Digest {
+	if !watch || t.Digest == "" || t.Digest == now.Digest || slices.Contains(t.SameImage, now.Digest) {
 		return r
 	}
 	changed, err := cy.platformChanged(ctx, in, img, t, now.Digest)
@@ -276,8 +282,13 @@ func (cy *cycle) platformChanged(ctx context.Context, in *registries.Instance, i
 	if err != nil {
 		return false, err
 	}
-	if newer == t.Digest {
+	if newer == t.Digest || slices.Contains(t.SameImage, newer) {
 		return false, nil // the digest in use is this platform's manifest, still current
+	}
+	if len(t.SameImage) > 0 {
+		// The engine's digests include the running image's own manifest,
+		// and this platform's manifest is none of them: it changed.
+		return true, nil
 	}
 	older, err := resolve(t.Digest)
 	if err != nil {

@@ -35,6 +35,9 @@ type Store interface {
 	PutImages([]store.Image) error
 	DeleteImages(keys []string) error
 	AppendHistory([]store.HistoryEntry) ([]store.HistoryEntry, error)
+	Watchers() ([]store.WatcherState, error)
+	PutWatchers([]store.WatcherState) error
+	DeleteWatchers(names []string) error
 }
 
 // Daemon runs check cycles on schedule and on demand, and keeps their
@@ -56,6 +59,10 @@ type Daemon struct {
 
 	mu     sync.Mutex
 	status Status
+	// states are the watchers' listing states (states.go), loaded from
+	// the store once.
+	states     map[string]store.WatcherState
+	statesOnce sync.Once
 }
 
 // Status is what the UI shows of the daemon.
@@ -65,6 +72,9 @@ type Status struct {
 	Total     int          `json:"total"`
 	StartedAt time.Time    `json:"startedAt,omitzero"`
 	Last      *CycleReport `json:"last,omitempty"`
+	// Watchers are the configured watchers and how their last listings
+	// went: an unreachable one says why, and since when.
+	Watchers []store.WatcherState `json:"watchers"`
 }
 
 // CycleReport sums up one cycle.
@@ -103,14 +113,18 @@ func (d *Daemon) CheckNow() bool {
 // Status reports the running cycle's progress and the last cycle.
 func (d *Daemon) Status() Status {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.status
+	st := d.status
+	d.mu.Unlock()
+	st.Watchers = d.Watchers()
+	return st
 }
 
 // Run checks on start (unless the store shows a recent cycle), then on each
 // source's schedule and on CheckNow, until ctx ends.
 func (d *Daemon) Run(ctx context.Context) error {
 	d.init()
+	d.loadStates()
+	d.pruneStates()
 	scheds := make([]cron.Schedule, len(d.Sources))
 	for i, s := range d.Sources {
 		expr := s.Cron
@@ -197,6 +211,7 @@ func (d *Daemon) recentlyChecked(now time.Time, scheds []cron.Schedule) bool {
 // abandoned; the store is never left half-written (one transaction).
 func (d *Daemon) RunCycle(ctx context.Context, sources []Scheduled) CycleReport {
 	d.init()
+	d.loadStates()
 	rep := CycleReport{StartedAt: time.Now().UTC(), Sources: map[string]string{}}
 	d.setStatus(func(s *Status) { *s = Status{Running: true, StartedAt: rep.StartedAt, Last: s.Last} })
 	defer func() {
@@ -209,9 +224,12 @@ func (d *Daemon) RunCycle(ctx context.Context, sources []Scheduled) CycleReport 
 
 	groups := map[string]*group{}
 	var order []string
-	listed := map[string]bool{}
+	ran := map[string]bool{}
+	failing := map[string]time.Time{} // watcher → stale since
+	var states []store.WatcherState
 	for _, sc := range sources {
 		name := sc.Source.Name()
+		ran[name] = true
 		found, err := sc.Source.List(ctx)
 		var bad ContainerErrors
 		switch {
@@ -219,14 +237,19 @@ func (d *Daemon) RunCycle(ctx context.Context, sources []Scheduled) CycleReport 
 			// The engine answered; only some containers can't be watched.
 			rep.Sources[name] = err.Error()
 			d.Log.Warn("containers left out", "watcher", name, "err", err)
+			states = append(states, d.listed(sc.Source, time.Now().UTC(), found, bad))
 		case err != nil:
 			rep.Sources[name] = err.Error()
-			d.Log.Warn("listing images failed; keeping its images as they were", "watcher", name, "err", err)
+			w := d.failed(sc.Source, time.Now().UTC(), err)
+			failing[name] = w.FailingSince
+			states = append(states, w)
+			d.Log.Warn("listing images failed; keeping its images as they were, marked stale", "watcher", name,
+				"since", w.FailingSince, "err", err)
 			continue
 		default:
 			rep.Sources[name] = ""
+			states = append(states, d.listed(sc.Source, time.Now().UTC(), found, nil))
 		}
-		listed[name] = true
 		for _, f := range found {
 			if f.Target.Platform.OS == "" {
 				f.Target.Platform = d.Platform
@@ -272,6 +295,7 @@ func (d *Daemon) RunCycle(ctx context.Context, sources []Scheduled) CycleReport 
 		}
 		seen[k] = true
 		rec := d.record(k, groups[k], r, prev[k])
+		rec.Where = append(rec.Where, keptLocations(prev[k].Where, ran, failing)...)
 		records = append(records, rec)
 		if r.Error != "" {
 			rep.Errors++
@@ -284,9 +308,18 @@ func (d *Daemon) RunCycle(ctx context.Context, sources []Scheduled) CycleReport 
 
 	var gone []string
 	for k, img := range prev {
-		if !seen[k] && !rep.Aborted && allListed(img.Where, listed) {
-			gone = append(gone, k)
+		if seen[k] || rep.Aborted {
+			continue
 		}
+		switch kept, ok, changed := staleRecord(img, ran, failing); {
+		case !ok:
+			gone = append(gone, k)
+		case changed:
+			records = append(records, kept)
+		}
+	}
+	if err := d.Store.PutWatchers(states); err != nil {
+		d.Log.Error("storing the watchers' states", "err", err)
 	}
 	if err := d.Store.PutImages(records); err != nil {
 		d.Log.Error("storing results", "err", err)
@@ -389,15 +422,6 @@ func newUpdate(prev, now store.Image) (store.HistoryEntry, bool) {
 		FromDigest: now.Digest,
 		ToDigest:   now.LatestDigest,
 	}, true
-}
-
-func allListed(where []store.Location, listed map[string]bool) bool {
-	for _, l := range where {
-		if !listed[l.Watcher] {
-			return false
-		}
-	}
-	return true
 }
 
 func isCanceled(msg string) bool {

@@ -113,6 +113,13 @@ type filterSource struct {
 	host string
 }
 
+func (f filterSource) Kind() string {
+	if k, ok := f.Source.(watcher.Kinder); ok {
+		return k.Kind()
+	}
+	return ""
+}
+
 func (f filterSource) List(ctx context.Context) ([]watcher.Found, error) {
 	all, err := f.Source.List(ctx)
 	var out []watcher.Found

@@ -55,25 +55,52 @@ type DockerSource struct {
 	WatchStopped bool
 	// Platform is used when the engine does not say an image's platform.
 	Platform v1.Platform
+	// Engine is KindDocker (also when empty) or KindPodman: Podman's
+	// Docker-compatible API, with its pods and digests (podman.go).
+	Engine string
+	// Swarm lists the engine's Swarm services (swarm.go): nil when the
+	// engine says it is a Swarm manager, false never, true always.
+	Swarm *bool
 
 	mu  sync.Mutex
 	cli *client.Client
 }
+
+// Source kinds, as Location.Kind names them.
+const (
+	KindDocker = "docker"
+	KindSwarm  = "swarm"
+	KindPodman = "podman"
+	KindConfig = "config"
+)
 
 var _ Source = (*DockerSource)(nil)
 
 // Name is the watcher's name.
 func (d *DockerSource) Name() string { return d.Watcher }
 
-// ContainerError is a container List leaves out, and why.
+// Kind is the kind of engine: docker or podman.
+func (d *DockerSource) Kind() string {
+	if d.Engine == KindPodman {
+		return KindPodman
+	}
+	return KindDocker
+}
+
+// ContainerError is a container (or Swarm service) List leaves out, and why.
 type ContainerError struct {
 	Watcher     string
 	Container   string // name, without the leading "/"
 	ContainerID string
-	Err         error
+	// Service is set instead of Container for a Swarm service: stack/service.
+	Service string
+	Err     error
 }
 
 func (e *ContainerError) Error() string {
+	if e.Service != "" {
+		return fmt.Sprintf("watcher %s: service %s: %v", e.Watcher, e.Service, e.Err)
+	}
 	return fmt.Sprintf("watcher %s: container %s: %v", e.Watcher, e.Container, e.Err)
 }
 
@@ -101,6 +128,9 @@ func (e ContainerErrors) Unwrap() []error {
 
 // host is the engine address the source talks to.
 func (d *DockerSource) host() string {
+	if d.Kind() == KindPodman {
+		return cmp.Or(d.Host, podmanHost(os.Getenv, os.Geteuid()))
+	}
 	return cmp.Or(d.Host, os.Getenv(client.EnvOverrideHost), client.DefaultDockerHost)
 }
 
@@ -121,7 +151,7 @@ func (d *DockerSource) client() (*client.Client, error) {
 	host := d.host()
 	tlsFiles := d.CAFile != "" || d.CertFile != "" || d.KeyFile != ""
 	var opts []client.Opt
-	if d.Host == "" && !tlsFiles {
+	if d.Host == "" && !tlsFiles && d.Kind() == KindDocker {
 		// Like the docker CLI. It replaces the HTTP client, so it goes
 		// before WithHost, which sets up that client's transport.
 		opts = append(opts, client.WithTLSClientConfigFromEnv())
@@ -174,7 +204,30 @@ func (d *DockerSource) List(ctx context.Context) ([]Found, error) {
 	l := &listing{d: d, cli: cli, images: map[string]*inspected{}}
 	var found []Found
 	var bad ContainerErrors
+	if d.Kind() == KindDocker {
+		services, err := l.swarmServices(ctx)
+		if err != nil {
+			return nil, d.errorf("%w", err)
+		}
+		for _, sv := range services {
+			f, problem := l.service(sv)
+			switch {
+			case problem != nil:
+				bad = append(bad, &ContainerError{Watcher: d.Watcher, Service: servicePlace(sv), Err: problem})
+			case f != nil:
+				found = append(found, *f)
+			}
+		}
+	} else {
+		if l.pods, err = l.podmanContainers(ctx); err != nil {
+			return nil, d.errorf("%w", err)
+		}
+	}
+
 	for _, c := range containers {
+		if l.skip(c) {
+			continue
+		}
 		f, problem, err := l.container(ctx, c)
 		switch {
 		case err != nil:
@@ -197,6 +250,28 @@ type listing struct {
 	d      *DockerSource
 	cli    *client.Client
 	images map[string]*inspected // by image ID
+	// services are the IDs of the Swarm services listed: their task
+	// containers are the same image in use, not more of it.
+	services map[string]bool
+	// pods are Podman's own view of its containers, by container ID.
+	pods map[string]podmanContainer
+	// digests are Podman's manifest digests, by image ID.
+	digests map[string]string
+}
+
+// skip says whether a container is not watched for what it is rather than
+// for its labels: a task of a Swarm service already listed, a Podman pod's
+// infra container.
+func (l *listing) skip(c container.Summary) bool {
+	if c.Labels[swarmServiceIDLabel] != "" && l.services != nil {
+		// A manager lists every service: a task's is listed, or is
+		// being removed with its tasks.
+		return true
+	}
+	if p, ok := l.pods[c.ID]; ok && p.IsInfra {
+		return true
+	}
+	return false
 }
 
 type inspected struct {
@@ -267,19 +342,39 @@ func (l *listing) container(ctx context.Context, c container.Summary) (f *Found,
 	if err != nil {
 		return nil, err, nil
 	}
+	if l.d.Kind() == KindPodman && isPodmanLocal(parsed) {
+		// Built or committed on the host: no registry has it.
+		return nil, nil, nil
+	}
 
 	t := Target{Image: parsed, Options: settings.Options, Platform: l.d.Platform}
-	if parsed.Digest != "" {
+	switch {
+	case c.Labels[swarmServiceIDLabel] != "" && parsed.Digest != "":
+		// A Swarm task on a worker: Docker pinned the digest, not the
+		// admin; it is the digest in use, as for its service.
+		if t.Image, t.Digest, err = serviceImage(ref); err != nil {
+			return nil, err, nil
+		}
+	case parsed.Digest != "":
 		t.Digest, t.Pinned = parsed.Digest, true
-	} else {
+	case l.d.Kind() == KindPodman:
+		if t.Digest, t.SameImage, err = l.podmanDigests(ctx, c.ImageID, img.RepoDigests, parsed); err != nil {
+			return nil, nil, err
+		}
+	default:
 		t.Digest = repoDigest(img.RepoDigests, parsed)
 	}
 	if img.Os != "" {
 		t.Platform = v1.Platform{OS: img.Os, Architecture: img.Architecture, Variant: img.Variant}
 	}
+	name := containerName(c)
+	loc := store.Location{Watcher: l.d.Watcher, Container: name, ContainerID: c.ID, Kind: l.d.Kind(), Place: name}
+	if p, ok := l.pods[c.ID]; ok && p.PodName != "" {
+		loc.Place = p.PodName + "/" + name
+	}
 	return &Found{
 		Target:       t,
-		Location:     store.Location{Watcher: l.d.Watcher, Container: containerName(c), ContainerID: c.ID},
+		Location:     loc,
 		DisplayName:  settings.DisplayName,
 		LinkTemplate: settings.LinkTemplate,
 	}, nil, nil

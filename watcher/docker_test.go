@@ -177,7 +177,7 @@ func TestDockerSource(t *testing.T) {
 		if !ok {
 			t.Fatalf("web not found; found %v, left out %v", keys(found), left)
 		}
-		want := store.Location{Watcher: "local", Container: f.name("web"), ContainerID: f.ids[f.name("web")]}
+		want := store.Location{Watcher: "local", Container: f.name("web"), ContainerID: f.ids[f.name("web")], Kind: "docker", Place: f.name("web")}
 		if web.Location != want {
 			t.Errorf("location = %+v, want %+v", web.Location, want)
 		}

@@ -9,9 +9,21 @@ import (
 
 // A Source lists the images to watch: a Docker engine, or the config
 // file's images: list.
+//
+// When List fails, the source's images are kept as last listed, marked
+// stale, and the watcher shows the error (states.go): a source only returns
+// the error.
 type Source interface {
 	Name() string
 	List(ctx context.Context) ([]Found, error)
+}
+
+// A Kinder says what kind of source it is (KindDocker, KindPodman,
+// "kubernetes"…), for the watcher list and the metrics before, or without,
+// any listing that worked. A source that is not one is known by the kinds
+// of the locations it lists.
+type Kinder interface {
+	Kind() string
 }
 
 // Found is one image a source watches, with where it runs.
@@ -42,6 +54,9 @@ const StaticWatcher = "config"
 
 func (StaticSource) Name() string { return StaticWatcher }
 
+// Kind is KindConfig.
+func (StaticSource) Kind() string { return KindConfig }
+
 func (s StaticSource) List(context.Context) ([]Found, error) {
 	out := make([]Found, 0, len(s.Images))
 	for _, img := range s.Images {
@@ -55,7 +70,7 @@ func (s StaticSource) List(context.Context) ([]Found, error) {
 		}
 		out = append(out, Found{
 			Target:       t,
-			Location:     store.Location{Watcher: StaticWatcher},
+			Location:     store.Location{Watcher: StaticWatcher, Kind: KindConfig},
 			DisplayName:  img.DisplayName,
 			LinkTemplate: img.LinkTemplate,
 		})

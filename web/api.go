@@ -100,6 +100,20 @@ func (s *Server) apiStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.Daemon.Status())
 }
 
+// apiWatchers lists the watchers and how their last listings went: an
+// unreachable one carries its error and since when its images are stale.
+func (s *Server) apiWatchers(w http.ResponseWriter, r *http.Request) {
+	if s.Daemon == nil {
+		writeError(w, http.StatusServiceUnavailable, "no daemon is running checks", nil)
+		return
+	}
+	list := s.Daemon.Status().Watchers
+	if list == nil {
+		list = []store.WatcherState{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"watchers": list})
+}
+
 // checkAnswer is POST /check's answer: started says a new cycle was asked
 // for; false means the request joined a cycle already running or queued.
 type checkAnswer struct {
@@ -145,7 +159,7 @@ func filterImages(imgs []store.Image, update, q, registry string) []store.Image 
 func searchText(img store.Image) string {
 	parts := []string{img.DisplayName, img.Image, img.Reference, img.Registry, img.Tag, img.LatestTag, img.Update, img.Error}
 	for _, l := range img.Where {
-		parts = append(parts, l.Watcher, l.Container)
+		parts = append(parts, l.Watcher, l.Container, l.Kind, l.Place)
 	}
 	return strings.Join(parts, " ")
 }

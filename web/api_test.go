@@ -778,6 +778,7 @@ func TestAuth(t *testing.T) {
 		{"POST", "/api/v1/check", "", http.StatusUnauthorized},
 		{"POST", "/api/v1/check", "Bearer api-token-1", http.StatusAccepted},
 		{"GET", "/api/v1/openapi.json", "", http.StatusUnauthorized},
+		{"GET", "/api/v1/watchers", "", http.StatusUnauthorized},
 		{"GET", "/api/v1/healthz", "", http.StatusOK},
 	}
 	for _, c := range cases {
@@ -971,7 +972,7 @@ func TestOpenAPI(t *testing.T) {
 	}
 	// Every route is documented, with its methods.
 	routes := map[string][]string{
-		"/healthz": {"get"}, "/status": {"get"}, "/check": {"post"}, "/images": {"get"}, "/history": {"get"},
+		"/healthz": {"get"}, "/status": {"get"}, "/watchers": {"get"}, "/check": {"post"}, "/images": {"get"}, "/history": {"get"},
 		"/registries": {"get", "post"}, "/registries/test": {"post"},
 		"/registries/{kind}/{name}":       {"get", "put", "delete"},
 		"/registries/{kind}/{name}/reset": {"post"}, "/registries/{kind}/{name}/test": {"post"},

@@ -92,6 +92,8 @@ type dashboardPage struct {
 	Q           string
 	UpdatesOnly bool
 	Status      *watcher.Status
+	// Down are the watchers whose last listing failed.
+	Down []store.WatcherState
 }
 
 func (s *Server) dashboardPage(w http.ResponseWriter, r *http.Request) {
@@ -127,6 +129,11 @@ func (s *Server) dashboardPage(w http.ResponseWriter, r *http.Request) {
 	if s.Daemon != nil {
 		st := s.Daemon.Status()
 		d.Status = &st
+		for _, w := range st.Watchers {
+			if w.Error != "" {
+				d.Down = append(d.Down, w)
+			}
+		}
 	}
 	if r.URL.Query().Get("checking") != "" {
 		d.Flash = "A check has started; reload the page to see its results."
@@ -513,17 +520,21 @@ func mark(kind string) string {
 	return strings.ToUpper(kind[:1])
 }
 
-func where(locs []store.Location) []string {
-	var out []string
+// whereView is one place an image runs, as the dashboard shows it.
+type whereView struct {
+	Text       string // watcher · place
+	Kind       string // docker, swarm, podman, kubernetes…; empty for the config list
+	StaleSince time.Time
+}
+
+func where(locs []store.Location) []whereView {
+	var out []whereView
 	for _, l := range locs {
-		switch {
-		case l.Watcher == watcher.StaticWatcher:
-			out = append(out, "config list")
-		case l.Container != "":
-			out = append(out, l.Watcher+" · "+l.Container)
-		default:
-			out = append(out, l.Watcher)
+		v := whereView{Text: l.String(), Kind: l.Kind, StaleSince: l.StaleSince}
+		if l.Watcher == watcher.StaticWatcher || v.Kind == watcher.KindConfig {
+			v.Kind = ""
 		}
+		out = append(out, v)
 	}
 	return out
 }

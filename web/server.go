@@ -109,6 +109,7 @@ func (s *Server) Handler() http.Handler {
 		mux.Handle("GET /metrics", s.Metrics)
 	}
 	mux.HandleFunc("GET /api/v1/status", s.apiStatus)
+	mux.HandleFunc("GET /api/v1/watchers", s.apiWatchers)
 	mux.HandleFunc("POST /api/v1/check", s.apiCheck)
 	mux.HandleFunc("GET /api/v1/images", s.apiImages)
 	mux.HandleFunc("GET /api/v1/history", s.apiHistory)

@@ -200,3 +200,27 @@ func TestHealthcheck(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigValidateKinds: docker (by default) and podman watchers load;
+// a bad kind and a setting of another kind are reported with their place.
+func TestConfigValidateKinds(t *testing.T) {
+	env := []string{"TAGWATCH_WATCHER_LOCAL_HOST=", "TAGWATCH_WATCHER_SWARM_SWARM=true",
+		"TAGWATCH_WATCHER_PODS_KIND=podman", "TAGWATCH_WATCHER_PODS_HOST=unix:///run/podman/podman.sock"}
+	out, errOut, code := tagwatch(t, env, "config", "validate")
+	if code != 0 || out != "ok: 5 registries, 3 watchers, 0 images\n" {
+		t.Errorf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	p := filepath.Join(t.TempDir(), "config.yml")
+	if err := os.WriteFile(p, []byte("watchers:\n  pods:\n    kind: podman\n    swarm: false\n  k3s:\n    kind: kubernets\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code = tagwatch(t, nil, "config", "validate", "--config", p)
+	for _, want := range []string{
+		"tagwatch: " + p + ":4: watchers.pods.swarm: is a setting of docker watchers, not of podman ones\n",
+		"tagwatch: " + p + `:6: watchers.k3s.kind: "kubernets" is not a watcher kind (`,
+	} {
+		if code != exitUsage || !strings.Contains(errOut, want) {
+			t.Errorf("exit %d, stderr lacks %q:\n%s", code, want, errOut)
+		}
+	}
+}

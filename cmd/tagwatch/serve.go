@@ -124,8 +124,10 @@ Flags:
 		notifiers.Close(ctx)
 	}()
 	// Metrics for GET /metrics: metrics.Handler(met), mounted by the web server.
-	met := metrics.New(metrics.Options{Registries: live.Set, Store: st, Notifiers: notifiers.Status, Log: log})
-	d := &watcher.Daemon{
+	var d *watcher.Daemon
+	met := metrics.New(metrics.Options{Registries: live.Set, Store: st, Notifiers: notifiers.Status, Log: log,
+		Watchers: func() []store.WatcherState { return d.Watchers() }})
+	d = &watcher.Daemon{
 		Sources:  sources,
 		Checker:  &watcher.Checker{Registries: live.Set, Observe: met.ObserveCheck},
 		Store:    st,
@@ -278,13 +280,19 @@ func watchSources(cfg *config.Config, environ []string, plat v1.Platform, log *s
 		if w.WatchByDefault != nil {
 			byDefault = *w.WatchByDefault
 		}
-		out = append(out, watcher.Scheduled{
-			Source: &watcher.DockerSource{
-				Watcher: n, Host: w.Host, CAFile: w.CAFile, CertFile: w.CertFile, KeyFile: w.KeyFile,
-				WatchByDefault: byDefault, WatchStopped: w.WatchStopped, Platform: plat,
-			},
-			Cron: w.Cron,
-		})
+		switch kind := w.KindOf(); kind {
+		case config.KindDocker, config.KindPodman:
+			out = append(out, watcher.Scheduled{
+				Source: &watcher.DockerSource{
+					Watcher: n, Host: w.Host, CAFile: w.CAFile, CertFile: w.CertFile, KeyFile: w.KeyFile,
+					WatchByDefault: byDefault, WatchStopped: w.WatchStopped, Platform: plat,
+					Engine: kind, Swarm: w.Swarm,
+				},
+				Cron: w.Cron,
+			})
+		default:
+			return nil, fmt.Errorf("watchers.%s: kind %s is not built in", n, kind)
+		}
 	}
 	if len(cfg.Images) > 0 {
 		var imgs []watcher.StaticImage

@@ -35,6 +35,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
 )
 
@@ -92,10 +93,14 @@ func start(bin string) (string, error) {
 	if err := os.WriteFile(config, []byte("{}\n"), 0o644); err != nil {
 		return "", err
 	}
+	// A Swarm manager leaves its network namespaces bind-mounted under
+	// exec/netns: unmounted, or the directory cannot be removed.
 	const supervisor = `"$@" >"$DIR/dockerd.log" 2>&1 &
 pid=$!
 cat >/dev/null
-kill $pid; wait $pid; rm -rf "$DIR"`
+kill $pid; wait $pid
+for ns in "$DIR"/exec/netns/*; do [ -e "$ns" ] && umount "$ns" 2>/dev/null; done
+rm -rf "$DIR"`
 	cmd := exec.Command("sh", "-c", supervisor, "sh", bin,
 		"--host", host,
 		"--config-file", config, // not /etc/docker/daemon.json: it may set hosts too
@@ -276,6 +281,15 @@ type Proxy struct {
 
 	mu       sync.Mutex
 	requests []string
+	down     bool
+}
+
+// SetDown makes the proxy drop every connection it is sent (down), as an
+// engine that went away does, or forward them again.
+func (p *Proxy) SetDown(down bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = down
 }
 
 // Requests returns the requests forwarded so far, as "GET /v1.41/containers/json".
@@ -347,8 +361,17 @@ func (p *Proxy) handler(t testing.TB, host string) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
-		p.requests = append(p.requests, r.Method+" "+r.URL.Path)
+		down := p.down
+		if !down {
+			p.requests = append(p.requests, r.Method+" "+r.URL.Path)
+		}
 		p.mu.Unlock()
+		if down {
+			if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				conn.Close()
+			}
+			return
+		}
 		rp.ServeHTTP(w, r)
 	})
 }
@@ -410,4 +433,121 @@ func writePEM(t testing.TB, path, typ string, der []byte) string {
 		t.Fatalf("dockertest: %v", err)
 	}
 	return path
+}
+
+var (
+	swarmOnce sync.Once
+	swarmHost string
+	swarmErr  error
+)
+
+// Swarm returns the DOCKER_HOST of an engine of its own (never the shared
+// one: its other tests expect a plain engine) that is a Swarm manager,
+// started once for the test binary. Under CI=true a missing dockerd fails
+// the test; elsewhere it skips, as Host does.
+func Swarm(t testing.TB) string {
+	t.Helper()
+	bin, err := exec.LookPath("dockerd")
+	switch {
+	case err != nil && os.Getenv("CI") == "true":
+		t.Fatalf("dockertest: no dockerd for a Swarm manager; CI must install docker.io (.ci/run does)")
+	case err != nil:
+		t.Skipf("dockertest: no dockerd to start a Swarm manager: install docker.io")
+	case os.Geteuid() != 0 && os.Getenv("CI") == "true":
+		t.Fatalf("dockertest: starting a Swarm manager needs root")
+	case os.Geteuid() != 0:
+		t.Skipf("dockertest: starting a Swarm manager needs root")
+	}
+	swarmOnce.Do(func() {
+		if swarmHost, swarmErr = start(bin); swarmErr == nil {
+			swarmErr = swarmInit(swarmHost)
+		}
+	})
+	if swarmErr != nil {
+		t.Fatalf("dockertest: starting a Swarm manager: %v", swarmErr)
+	}
+	return swarmHost
+}
+
+// swarmInit makes the engine a single-node Swarm on loopback, on free
+// ports so that it collides with no other swarm on the machine.
+func swarmInit(host string) error {
+	cli, err := newClient(host)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	port, err := freeTCPPort()
+	if err != nil {
+		return err
+	}
+	dataPort, err := freeTCPPort()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	_, err = cli.SwarmInit(ctx, swarm.InitRequest{
+		ListenAddr:    fmt.Sprintf("127.0.0.1:%d", port),
+		AdvertiseAddr: fmt.Sprintf("127.0.0.1:%d", port),
+		DataPathPort:  uint32(dataPort),
+	})
+	if err != nil {
+		return fmt.Errorf("swarm init: %w", err)
+	}
+	return nil
+}
+
+func freeTCPPort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// CreateService creates a Swarm service named name from ref with labels
+// and replicas, as `docker service create` does: the tag is resolved at
+// the registry and its digest pinned in the spec. Its tasks use the host's
+// network (the test engines have no bridge) and are not restarted: a task
+// of an image with nothing to run fails once and stays failed. The service
+// is removed when the test ends.
+func CreateService(t testing.TB, host, name, ref string, replicas uint64, labels map[string]string) string {
+	t.Helper()
+	cli := Client(t, host)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	never := swarm.RestartPolicyConditionNone
+	spec := swarm.ServiceSpec{
+		Annotations: swarm.Annotations{Name: name, Labels: labels},
+		TaskTemplate: swarm.TaskSpec{
+			ContainerSpec: &swarm.ContainerSpec{Image: ref, Command: []string{"/none"}},
+			RestartPolicy: &swarm.RestartPolicy{Condition: never},
+			Networks:      []swarm.NetworkAttachmentConfig{{Target: "host"}},
+		},
+		Mode: swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &replicas}},
+	}
+	resp, err := cli.ServiceCreate(ctx, spec, swarm.ServiceCreateOptions{QueryRegistry: true})
+	if err != nil {
+		t.Fatalf("dockertest: create service %s from %s: %v", name, ref, err)
+	}
+	t.Cleanup(func() { RemoveService(t, host, resp.ID) })
+	return resp.ID
+}
+
+// RemoveService removes a service; one already gone is fine.
+func RemoveService(t testing.TB, host, id string) {
+	t.Helper()
+	cli, err := newClient(host)
+	if err != nil {
+		t.Errorf("dockertest: %v", err)
+		return
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := cli.ServiceRemove(ctx, id); err != nil && !cerrdefs.IsNotFound(err) {
+		t.Errorf("dockertest: removing service %s: %v", id, err)
+	}
 }
