@@ -239,6 +239,7 @@ func TestSecretStaysWithItsEndpointForm(t *testing.T) {
 	res, body = f.do("POST", "/settings/registries/custom/vendor/test", nil)
 	want(t, res, body, http.StatusSeeOther)
 	res, body = f.do("GET", "/api/v1/registries/custom/vendor", nil)
+	want(t, res, body, http.StatusOK)
 	if r := decode[apiRegistry](t, body); r.Values["url"] != reg.URL || r.Test == nil || !r.Test.OK {
 		t.Errorf("after the refusals = %+v", r)
 	}
@@ -402,6 +403,7 @@ func TestSecretsNeededAgain(t *testing.T) {
 	}
 	// hub.public runs anonymously meanwhile, and its saved override can be reset.
 	res, body = f.do("GET", "/api/v1/registries/hub/public", nil)
+	want(t, res, body, http.StatusOK)
 	if r := decode[needs](t, body); !r.Active || !r.Anonymous || r.Source != "default" || strings.Join(r.NeedsSecrets, ",") != "password" {
 		t.Errorf("hub.public = %s", body)
 	}
@@ -419,10 +421,12 @@ func TestSecretsNeededAgain(t *testing.T) {
 		t.Errorf("edit form does not ask for the password:\n%s", body)
 	}
 	res, body = f.do("GET", "/api/v1/notifiers", nil)
+	want(t, res, body, http.StatusOK)
 	if !strings.Contains(body, `"needsSecrets": [`) || !strings.Contains(body, `"url"`) {
 		t.Errorf("notifiers: %s", body)
 	}
 	res, body = f.do("GET", "/settings/notifications", nil)
+	want(t, res, body, http.StatusOK)
 	if !strings.Contains(body, "secret needed") || !strings.Contains(body, "Its saved url cannot be decrypted") {
 		t.Errorf("notifications page lacks the mark:\n%s", body)
 	}
@@ -446,6 +450,7 @@ func TestSecretsNeededAgain(t *testing.T) {
 		t.Errorf("after entering the password: %s", body)
 	}
 	res, body = f.do("POST", "/api/v1/registries/custom/vendor/test", map[string]string{"image": reg.Host + "/team/app"})
+	want(t, res, body, http.StatusOK)
 	if tr := decode[apiTest](t, body); !tr.OK {
 		t.Errorf("test after entering the password: %+v", tr)
 	}
