@@ -176,6 +176,13 @@ func scrub(db *bolt.DB, path string, bo *bolt.Options) (*bolt.DB, error) {
 		os.Remove(tmpName)
 		return fail(err)
 	}
+	if fi, err := os.Stat(path); err != nil {
+		os.Remove(tmpName)
+		return fail(err)
+	} else if err := sameOwner(tmpName, fi); err != nil {
+		os.Remove(tmpName)
+		return fail(err)
+	}
 	if err := db.Close(); err != nil {
 		os.Remove(tmpName)
 		return nil, fmt.Errorf("open store %s: %w", path, err)

@@ -123,7 +123,8 @@ func RotateKey(path string, next *Key, opts ...Option) (Rotation, error) {
 		}
 		newKey = *next
 	} else {
-		if _, err := os.Stat(KeyFile(path)); err != nil {
+		keyInfo, err := os.Stat(KeyFile(path))
+		if err != nil {
 			return Rotation{}, fmt.Errorf("rotate key of %s: %w (start tagwatch once to make it, or give the key it uses with %s)", path, err, KeyEnv)
 		}
 		pending = pendingKeyFile(path)
@@ -146,6 +147,10 @@ func RotateKey(path string, next *Key, opts ...Option) (Rotation, error) {
 				return Rotation{}, fmt.Errorf("rotate key of %s: %w", path, err)
 			}
 			wrote = true
+			if err := sameOwner(pending, keyInfo); err != nil {
+				os.Remove(pending)
+				return Rotation{}, fmt.Errorf("rotate key of %s: %w", path, err)
+			}
 		default:
 			return Rotation{}, fmt.Errorf("rotate key of %s: %w", path, err)
 		}
