@@ -471,3 +471,58 @@ func TestSecretsNeededAgain(t *testing.T) {
 		t.Errorf("after the reset: %v", err)
 	}
 }
+
+// TestSecretStaysWithDefaultOverride: a default instance given keys in the
+// UI (ecr.public with a region) keeps them only for its region; once reset
+// to anonymous access, nothing saved is carried into new settings.
+func TestSecretStaysWithDefaultOverride(t *testing.T) {
+	const secretKey = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+	f := newFixture(t, config.WebAuth{}, nil)
+	keys := map[string]string{"region": "eu-west-1", "accesskey": "AKIAIOSFODNN7EXAMPLE", "secretaccesskey": secretKey}
+	res, body := f.do("PUT", "/api/v1/registries/ecr/public", map[string]any{"values": keys})
+	want(t, res, body, http.StatusOK)
+
+	// Same region, blank secret: kept.
+	res, body = f.do("PUT", "/api/v1/registries/ecr/public", map[string]any{"values": map[string]string{"region": "eu-west-1", "accesskey": "AKIAIOSFODNN7EXAMPLE"}})
+	want(t, res, body, http.StatusOK)
+	// Another region: asked again, for save and test, API and form.
+	moved := map[string]string{"region": "us-east-1", "accesskey": "AKIAIOSFODNN7EXAMPLE"}
+	res, body = f.do("PUT", "/api/v1/registries/ecr/public", map[string]any{"values": moved})
+	want(t, res, body, http.StatusBadRequest)
+	if msg := fieldMsg(t, body, "secretaccesskey"); msg != "the region changed; enter the secretaccesskey again" {
+		t.Errorf("secretaccesskey error %q", msg)
+	}
+	res, body = f.do("POST", "/api/v1/registries/test", map[string]any{"kind": "ecr", "name": "public", "values": moved,
+		"image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/team/app"})
+	want(t, res, body, http.StatusBadRequest)
+	fieldMsg(t, body, "secretaccesskey")
+	res, body = f.do("POST", "/settings/registries/ecr/public/edit", url.Values{"v.region": {"us-east-1"},
+		"v.accesskey": {"AKIAIOSFODNN7EXAMPLE"}, "v.secretaccesskey": {""}, "action": {"save"}})
+	want(t, res, body, http.StatusBadRequest)
+	if !strings.Contains(body, `data-error-for="secretaccesskey">the region changed; enter the secretaccesskey again</p>`) {
+		t.Errorf("form: no error under secretaccesskey:\n%s", body)
+	}
+	saved, err := f.st.Registries()
+	if err != nil || len(saved) != 1 || saved[0].Values["region"] != "eu-west-1" || saved[0].Secrets["secretaccesskey"] != secretKey {
+		t.Fatalf("stored after the refusals: %+v, %v", saved, err)
+	}
+
+	// Reset: the override and its secret are gone; new settings start empty.
+	res, body = f.do("POST", "/api/v1/registries/ecr/public/reset", nil)
+	want(t, res, body, http.StatusOK)
+	res, body = f.do("PUT", "/api/v1/registries/ecr/public", map[string]any{"values": map[string]string{"region": "eu-west-1", "accesskey": "AKIAIOSFODNN7EXAMPLE"}})
+	want(t, res, body, http.StatusBadRequest)
+	if msg := fieldMsg(t, body, "secretaccesskey"); msg != "is required" {
+		t.Errorf("after the reset, secretaccesskey error %q (nothing saved may be reused)", msg)
+	}
+	if strings.Contains(f.logs.String(), secretKey) {
+		t.Error("the log holds the secret access key")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, b := range f.bodies {
+		if strings.Contains(b, secretKey) {
+			t.Errorf("a response holds the secret access key:\n%s", b)
+		}
+	}
+}
