@@ -70,9 +70,10 @@ func ParseKey(s string) (Key, error) {
 	return k, nil
 }
 
-// String is the key as ParseKey reads it and key files hold it (base64).
-// It is the only way to get at the bytes: Format never prints them.
-func (k Key) String() string { return base64.StdEncoding.EncodeToString(k.b[:]) }
+// Encode is the key as ParseKey reads it and key files hold it (base64):
+// the only way to get at its bytes. Key has no String method on purpose,
+// and Format never prints them.
+func (k Key) Encode() string { return base64.StdEncoding.EncodeToString(k.b[:]) }
 
 // Format keeps the key out of %v, %s, %+v and %#v: they print its id.
 func (k Key) Format(f fmt.State, verb rune) { fmt.Fprintf(f, "store.Key(id %s)", k.ID()) }
@@ -145,7 +146,7 @@ func writeTemp(path string, k Key) (string, error) {
 	name := f.Name()
 	err = f.Chmod(0o600)
 	if err == nil {
-		_, err = f.WriteString(k.String() + "\n")
+		_, err = f.WriteString(k.Encode() + "\n")
 	}
 	if err == nil {
 		err = f.Sync()
@@ -197,7 +198,7 @@ func loadOrCreateKeyFile(path string) (k Key, created bool, err error) {
 		if err != nil {
 			return Key{}, false, fmt.Errorf("secret key file %s: %w", path, err)
 		}
-		_, err = f.WriteString(k.String() + "\n")
+		_, err = f.WriteString(k.Encode() + "\n")
 		if err == nil {
 			err = f.Sync()
 		}

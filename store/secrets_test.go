@@ -35,8 +35,8 @@ func TestParseKey(t *testing.T) {
 		"base64 with a newline":     base64.StdEncoding.EncodeToString(raw) + "\n",
 		"hex":                       hex.EncodeToString(raw),
 		"hex upper case, CRLF":      strings.ToUpper(hex.EncodeToString(raw)) + "\r\n",
-		"String() reads back":       k.String(),
-		"surrounded by white space": "  " + k.String() + "\t\n",
+		"Encode() reads back":       k.Encode(),
+		"surrounded by white space": "  " + k.Encode() + "\t\n",
 	}
 	for name, s := range good {
 		t.Run(name, func(t *testing.T) {
@@ -87,7 +87,7 @@ func TestKeyNeverPrints(t *testing.T) {
 	forms := []string{"%v", "%s", "%+v", "%#v", "%q", "%x", "%X", "%d"}
 	for _, f := range forms {
 		out := fmt.Sprintf(f, k) + fmt.Sprintf(f, &k) + fmt.Sprintf(f, struct{ K Key }{k})
-		for _, secret := range []string{k.String(), hex.EncodeToString(k.b[:]), base64.RawStdEncoding.EncodeToString(k.b[:8])} {
+		for _, secret := range []string{k.Encode(), hex.EncodeToString(k.b[:]), base64.RawStdEncoding.EncodeToString(k.b[:8])} {
 			if strings.Contains(out, secret) {
 				t.Errorf("%s prints the key: %s", f, out)
 			}

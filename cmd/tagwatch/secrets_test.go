@@ -304,7 +304,7 @@ func TestServeSecretKeyFromEnvironment(t *testing.T) {
 	}
 	k1, _ := store.NewKey()
 	k1File := filepath.Join(secrets, "tagwatch_key")
-	if err := os.WriteFile(k1File, []byte(k1.String()+"\n"), 0o400); err != nil {
+	if err := os.WriteFile(k1File, []byte(k1.Encode()+"\n"), 0o400); err != nil {
 		t.Fatal(err)
 	}
 	db := filepath.Join(dir, "tagwatch.db")
@@ -336,7 +336,7 @@ func TestServeSecretKeyFromEnvironment(t *testing.T) {
 	}
 	k2, _ := store.NewKey()
 	k2File := filepath.Join(secrets, "tagwatch_key_2")
-	if err := os.WriteFile(k2File, []byte(k2.String()+"\n"), 0o400); err != nil {
+	if err := os.WriteFile(k2File, []byte(k2.Encode()+"\n"), 0o400); err != nil {
 		t.Fatal(err)
 	}
 	out, errOut, code = tagwatch(t, env1, "store", "rotate-key", "--data", db, "--new-key-file", k2File)
@@ -350,11 +350,11 @@ func TestServeSecretKeyFromEnvironment(t *testing.T) {
 		t.Errorf("with the old key: %+v", r)
 	}
 	c.stop(t)
-	c = startServeEnv(t, []string{"TAGWATCH_SECRET_KEY=" + k2.String()}, args...)
+	c = startServeEnv(t, []string{"TAGWATCH_SECRET_KEY=" + k2.Encode()}, args...)
 	if ok, msg := c.testRegistry(t, "custom", "vendor", reg.Host+"/team/app"); !ok {
 		t.Errorf("with the new key: %s", msg)
 	}
-	if strings.Contains(c.logText(t), k2.String()) {
+	if strings.Contains(c.logText(t), k2.Encode()) {
 		t.Error("the log holds the key")
 	}
 	c.stop(t)
@@ -366,7 +366,7 @@ func TestServeSecretKeyFromEnvironment(t *testing.T) {
 		want string
 	}{
 		{[]string{"TAGWATCH_SECRET_KEY=" + bad}, "environment TAGWATCH_SECRET_KEY: secret_key: is not a key (17 characters); a key is 32 random bytes"},
-		{[]string{"TAGWATCH_SECRET_KEY=" + k2.String(), "TAGWATCH_SECRET_KEY_FILE=" + k2File}, "set TAGWATCH_SECRET_KEY or TAGWATCH_SECRET_KEY_FILE, not both"},
+		{[]string{"TAGWATCH_SECRET_KEY=" + k2.Encode(), "TAGWATCH_SECRET_KEY_FILE=" + k2File}, "set TAGWATCH_SECRET_KEY or TAGWATCH_SECRET_KEY_FILE, not both"},
 		{[]string{"TAGWATCH_SECRET_KEY_FILE=" + filepath.Join(dir, "missing")}, "TAGWATCH_SECRET_KEY_FILE"},
 	} {
 		for _, cmd := range [][]string{{"config", "validate"}, {"serve", "--data", filepath.Join(t.TempDir(), "x.db"), "--listen", "127.0.0.1:0"}} {
@@ -376,7 +376,7 @@ func TestServeSecretKeyFromEnvironment(t *testing.T) {
 			}
 		}
 	}
-	if out, errOut, code := tagwatch(t, []string{"TAGWATCH_SECRET_KEY=" + k2.String()}, "config", "validate"); code != exitOK {
+	if out, errOut, code := tagwatch(t, []string{"TAGWATCH_SECRET_KEY=" + k2.Encode()}, "config", "validate"); code != exitOK {
 		t.Errorf("config validate with a good key: exit %d\n%s%s", code, out, errOut)
 	}
 }
