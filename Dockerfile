@@ -1,7 +1,10 @@
 # syntax=docker/dockerfile:1
 #
 # tagwatch's container image: a static binary on scratch, run as the
-# non-root user 65532, keeping its state in the /data volume.
+# non-root user 65532, keeping its state in the /data volume: the bbolt
+# file and, beside it, the key that encrypts its secrets
+# (/data/tagwatch.db.key, made on first start; TAGWATCH_SECRET_KEY_FILE
+# gives one from elsewhere, e.g. a compose secret).
 #
 #   docker build --build-arg VERSION=$(git describe --tags --always --dirty) -t tagwatch .
 #

@@ -75,6 +75,8 @@ func (c *Config) applyEnv(environ []string, cat registries.Catalog) error {
 			c.where["platform"] = origin
 		case name == "CONFIG" || name == "DATA" || name == "LOG_FORMAT" || name == "LOG_LEVEL":
 			// read by the command line (flags' defaults)
+		case name == "SECRET_KEY":
+			// the store's key, read by the command line (cmd/tagwatch/store.go)
 		default:
 			errs = append(errs, &Error{origin, envField(name), "is not a tagwatch setting"})
 		}

@@ -59,11 +59,15 @@ func decodeAuth(s string) (user, password string, err error) {
 }
 
 // urlVariables are the variables every kind with a url takes besides it.
+// All three decide who receives the credentials: the url names the host,
+// and cafile and insecure decide which certificate may answer for it (a
+// CA of the attacker's, or none checked at all, hands the password to
+// whoever sits in between).
 func urlVariables(urlDescription string) []Variable {
 	return []Variable{
-		{Name: "url", Required: true, Description: urlDescription},
-		{Name: "cafile", Description: "PEM file of the CA that signed the registry's HTTPS certificate (a private CA)"},
-		{Name: "insecure", Description: "Skip HTTPS certificate verification (logged as a warning)", Supported: "true, false", Default: "false"},
+		{Name: "url", Required: true, Endpoint: true, Description: urlDescription},
+		{Name: "cafile", Endpoint: true, Description: "PEM file of the CA that signed the registry's HTTPS certificate (a private CA)"},
+		{Name: "insecure", Endpoint: true, Description: "Skip HTTPS certificate verification (logged as a warning)", Supported: "true, false", Default: "false"},
 	}
 }
 

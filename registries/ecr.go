@@ -32,7 +32,10 @@ func (ECR) Spec() Spec {
 		Title:       "Amazon ECR",
 		Description: "Amazon Elastic Container Registry. The IAM user needs the AmazonEC2ContainerRegistryReadOnly policy (or higher). Anonymous by default, for public.ecr.aws.",
 		Variables: []Variable{
-			{Name: "region", Required: true, Description: "A valid AWS Region Code", Supported: "AWS Region list"},
+			// The region names the host of the ECR API the keys sign
+			// requests for (api.ecr.<region>.amazonaws.com) and of the
+			// registries the token is then sent to.
+			{Name: "region", Required: true, Endpoint: true, Description: "A valid AWS Region Code", Supported: "AWS Region list"},
 			{Name: "accesskey", Required: true, Description: "A valid AWS Access Key Id", Supported: "Standard AWS Credentials"},
 			{Name: "secretaccesskey", Required: true, Secret: true, Description: "A valid AWS Secret Access Key", Supported: "Standard AWS Credentials"},
 		},

@@ -31,6 +31,9 @@ func (GCR) Spec() Spec {
 		Kind:        "gcr",
 		Title:       "Google Container Registry",
 		Description: "gcr.io, *.gcr.io and Artifact Registry (*-docker.pkg.dev). Anonymous by default; a service account's client_email and private_key for private images.",
+		// Google's token endpoint and the registry hosts are fixed (TokenURL
+		// is the code's, for tests, not a variable): no variable is an
+		// Endpoint. clientemail names the account, not a place.
 		Variables: []Variable{
 			{Name: "clientemail", Description: "Service Account Client Email (required for private images access)", Supported: "See Service Account credentials"},
 			{Name: "privatekey", Secret: true, Description: "Service Account Private Key (required for private images access)", Supported: "See Service Account credentials"},

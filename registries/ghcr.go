@@ -14,6 +14,7 @@ func (GHCR) Spec() Spec {
 		Kind:        "ghcr",
 		Title:       "GitHub Container Registry",
 		Description: "ghcr.io. Anonymous by default; a username and a personal access token (read:packages) for private images.",
+		// The host is fixed (ghcr.io): no variable is an Endpoint.
 		Variables: []Variable{
 			{Name: "username", Description: "GitHub username"},
 			{Name: "token", Secret: true, Description: "GitHub token", Supported: "GitHub password or GitHub Personal Token"},

@@ -15,6 +15,8 @@ func (Hub) Spec() Spec {
 		Kind:        "hub",
 		Title:       "Docker Hub",
 		Description: "Docker Hub including private repositories: login + access token (or password), or the base64 auth string of .docker/config.json. Anonymous by default.",
+		// No variable says where the credentials go (Docker Hub's hosts are
+		// fixed, see Serves): none is an Endpoint.
 		Variables: []Variable{
 			{Name: "login", Description: "A valid Docker Hub Login", Default: "token must be defined"},
 			{Name: "password", Secret: true, Description: "A valid Docker Hub Token", Default: "login must be defined"},

@@ -16,6 +16,7 @@ func (LSCR) Spec() Spec {
 		Kind:        "lscr",
 		Title:       "LinuxServer Container Registry",
 		Description: "lscr.io, with GitHub credentials.",
+		// The host is fixed (lscr.io): no variable is an Endpoint.
 		Variables: []Variable{
 			{Name: "username", Required: true, Description: "GitHub username"},
 			{Name: "token", Required: true, Secret: true, Description: "GitHub token", Supported: "GitHub password or GitHub Personal Token"},

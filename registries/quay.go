@@ -15,6 +15,8 @@ func (Quay) Spec() Spec {
 		Kind:        "quay",
 		Title:       "Quay",
 		Description: "quay.io. Anonymous by default; a robot account (namespace+account and its token) for private images.",
+		// The host is fixed (quay.io), and namespace/account only name the
+		// robot: no variable is an Endpoint.
 		Variables: []Variable{
 			{Name: "namespace", Description: "Quay namespace (the robot account name before the +)"},
 			{Name: "account", Description: "Quay account (the robot account name after the +)"},

@@ -51,6 +51,16 @@ func Reference(cat Catalog) string {
 			}
 			b.WriteString(strings.Join(rules, "; ") + ".\n")
 		}
+		var endpoints []string
+		for _, v := range s.Variables {
+			if v.Endpoint {
+				endpoints = append(endpoints, "`"+v.Name+"`")
+			}
+		}
+		if len(endpoints) > 0 {
+			fmt.Fprintf(&b, "\nSecrets saved in the UI go only where they were saved for: change %s and the UI asks for them again.\n",
+				strings.Join(endpoints, ", "))
+		}
 		if len(s.Example) > 0 {
 			keys := make([]string, 0, len(s.Example))
 			for key := range s.Example {

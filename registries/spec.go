@@ -19,6 +19,13 @@ type Variable struct {
 	Default     string // the settings page's "Default value when missing" column
 	// AliasOf names the variable this one is a deprecated spelling of (Hub's token → password).
 	AliasOf string
+	// Endpoint marks a variable that says where the instance's secrets go:
+	// a url, a token server, a tenant, the CA trusted to name the host. A
+	// secret saved in the UI is only reused while every Endpoint variable
+	// keeps its saved value (ChangedEndpoints); otherwise it must be given
+	// again, so that a changed url never receives the old password. An
+	// Endpoint variable is never Secret.
+	Endpoint bool
 }
 
 // A Rule ties variables together, e.g. "password must be defined" when login is set.
@@ -52,6 +59,39 @@ func (s Spec) Variable(name string) (Variable, bool) {
 		}
 	}
 	return Variable{}, false
+}
+
+// ChangedEndpoints returns the Endpoint variables whose value differs
+// between an instance's saved values and new ones, in declaration order:
+// when it is not empty, the saved secrets must not be sent with the new
+// values. Values are compared as the admin wrote them, trimmed; a boolean
+// variable (insecure) compares by meaning, so unset and "false" are equal.
+func (s Spec) ChangedEndpoints(saved, next Values) []string {
+	var out []string
+	for _, v := range s.Variables {
+		if !v.Endpoint {
+			continue
+		}
+		a, b := strings.TrimSpace(saved[v.Name]), strings.TrimSpace(next[v.Name])
+		if v.Supported == "true, false" {
+			if x, err := strconv.ParseBool(orFalse(a)); err == nil {
+				if y, err := strconv.ParseBool(orFalse(b)); err == nil {
+					a, b = strconv.FormatBool(x), strconv.FormatBool(y)
+				}
+			}
+		}
+		if a != b {
+			out = append(out, v.Name)
+		}
+	}
+	return out
+}
+
+func orFalse(s string) string {
+	if s == "" {
+		return "false"
+	}
+	return s
 }
 
 // Values are an instance's variables by name, as strings: the form the config

@@ -459,3 +459,81 @@ func TestSpecPublicHidesSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestSpecEndpoints pins, per kind, the variables that say where its
+// secrets go: a saved secret is only reused while they keep their values.
+func TestSpecEndpoints(t *testing.T) {
+	cat := registries.DefaultCatalog()
+	want := map[string][]string{
+		"acr": {"tenantid"}, "custom": {"url", "cafile", "insecure"}, "ecr": {"region"},
+		"forgejo": {"url", "cafile", "insecure"}, "gcr": nil, "ghcr": nil, "gitea": {"url", "cafile", "insecure"},
+		"gitlab": {"url", "cafile", "insecure", "authurl"}, "hub": nil, "lscr": nil, "quay": nil,
+	}
+	for _, kind := range cat.Kinds() {
+		var got []string
+		for _, v := range cat[kind].Spec().Variables {
+			if v.Endpoint {
+				got = append(got, v.Name)
+			}
+			if v.Endpoint && v.Secret {
+				t.Errorf("%s.%s is both Endpoint and Secret: a saved endpoint could not be compared", kind, v.Name)
+			}
+		}
+		if !slices.Equal(got, want[kind]) {
+			t.Errorf("%s endpoints = %v; want %v", kind, got, want[kind])
+		}
+	}
+}
+
+// TestSpecEndpointNames guards kinds added later: a variable whose name says
+// it is a place (a url, a tenant, a CA…) must be declared Endpoint, or a
+// saved secret would follow it to a new value.
+func TestSpecEndpointNames(t *testing.T) {
+	places := []string{"url", "authurl", "tokenurl", "endpoint", "host", "server", "proxy", "cafile", "insecure",
+		"region", "tenant", "tenantid", "authority", "domain"}
+	cat := registries.DefaultCatalog()
+	for _, kind := range cat.Kinds() {
+		for _, v := range cat[kind].Spec().Variables {
+			if slices.Contains(places, v.Name) && !v.Endpoint {
+				t.Errorf("%s.%s names a place but is not declared Endpoint (see Variable.Endpoint)", kind, v.Name)
+			}
+		}
+	}
+}
+
+func TestSpecChangedEndpoints(t *testing.T) {
+	cat := registries.DefaultCatalog()
+	saved := registries.Values{"url": "https://registry.vendor.example", "login": "alice", "insecure": "false"}
+	for _, tc := range []struct {
+		name string
+		kind string
+		saved,
+		next registries.Values
+		want []string
+	}{
+		{"nothing changed", "custom", saved, registries.Values{"url": "https://registry.vendor.example", "login": "alice", "insecure": "false"}, nil},
+		{"a login is not a place", "custom", saved, registries.Values{"url": "https://registry.vendor.example", "login": "bob"}, nil},
+		{"white space is not a change", "custom", saved, registries.Values{"url": " https://registry.vendor.example\n"}, nil},
+		{"insecure unset is false", "custom", saved, registries.Values{"url": "https://registry.vendor.example", "insecure": ""}, nil},
+		{"url host", "custom", saved, registries.Values{"url": "https://evil.example"}, []string{"url"}},
+		{"url scheme", "custom", saved, registries.Values{"url": "http://registry.vendor.example"}, []string{"url"}},
+		{"url path", "custom", saved, registries.Values{"url": "https://registry.vendor.example/x"}, []string{"url"}},
+		{"url removed", "custom", saved, registries.Values{}, []string{"url"}},
+		{"insecure turned on", "custom", saved, registries.Values{"url": "https://registry.vendor.example", "insecure": "true"}, []string{"insecure"}},
+		{"a CA added", "custom", saved, registries.Values{"url": "https://registry.vendor.example", "cafile": "/tmp/evil.pem"}, []string{"cafile"}},
+		{"url and CA", "gitea", saved, registries.Values{"url": "https://evil.example", "cafile": "/tmp/evil.pem"}, []string{"url", "cafile"}},
+		{"gitlab authurl", "gitlab", registries.Values{"url": "https://r.example", "authurl": "https://gitlab.example"},
+			registries.Values{"url": "https://r.example", "authurl": "https://evil.example"}, []string{"authurl"}},
+		{"acr tenant set", "acr", registries.Values{"clientid": "id"}, registries.Values{"clientid": "id", "tenantid": "t"}, []string{"tenantid"}},
+		{"acr tenant changed", "acr", registries.Values{"tenantid": "a"}, registries.Values{"tenantid": "b"}, []string{"tenantid"}},
+		{"ecr region", "ecr", registries.Values{"region": "eu-west-1"}, registries.Values{"region": "us-east-1"}, []string{"region"}},
+		{"hub has no endpoint", "hub", registries.Values{"login": "a"}, registries.Values{"login": "b"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := cat[tc.kind].Spec().ChangedEndpoints(tc.saved, tc.next)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("ChangedEndpoints = %v; want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -7,21 +7,31 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// notifierRecord is a Notifier as stored, secrets included (Notifier.Secrets
-// is json:"-"). Its fields mirror Notifier's so that the two convert.
+// notifierRecord is a Notifier as stored, its secrets encrypted (Sealed;
+// Notifier.Secrets is json:"-"). Schema 2 kept them in plain text under
+// "secrets" (migrateV4).
 type notifierRecord struct {
 	Name      string            `json:"name"`
 	Settings  map[string]string `json:"settings,omitempty"`
-	Secrets   map[string]string `json:"secrets,omitempty"`
+	Sealed    map[string]string `json:"sealed,omitempty"`
 	UpdatedAt time.Time         `json:"updatedAt"`
 }
 
-// PutNotifier saves (or replaces) a notifier with its secrets.
+// notifier opens a record's secrets; those that do not open are Unreadable.
+func (k *keyring) notifier(rec notifierRecord) (Notifier, map[string]error) {
+	n := Notifier{Name: rec.Name, Settings: rec.Settings, UpdatedAt: rec.UpdatedAt}
+	var errs map[string]error
+	n.Secrets, n.Unreadable, errs = k.openAll(rec.Sealed, func(key string) []byte { return notifierAD(rec.Name, key) })
+	return n, errs
+}
+
+// PutNotifier saves (or replaces) a notifier with its secrets, encrypted.
 func (s *Store) PutNotifier(n Notifier) error {
 	if n.Name == "" {
 		return s.wrap(fmt.Errorf("empty notifier name"), "put notifier")
 	}
-	rec := notifierRecord(n)
+	rec := notifierRecord{Name: n.Name, Settings: n.Settings, UpdatedAt: n.UpdatedAt,
+		Sealed: s.keys.sealAll(n.Secrets, func(key string) []byte { return notifierAD(n.Name, key) })}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b, err := bucket(tx, bucketNotifiers)
 		if err != nil {
@@ -57,8 +67,9 @@ func (s *Store) DeleteNotifier(name string) (existed bool, err error) {
 }
 
 // Notifiers returns the saved notifiers sorted by name, including their
-// Secrets: the daemon needs the url to send. Code that answers the API must
-// encode them as JSON, which drops Secrets.
+// Secrets, decrypted: the daemon needs the url to send. A secret the
+// store's key does not decrypt is named in Unreadable instead. Code that
+// answers the API must encode them as JSON, which drops Secrets.
 func (s *Store) Notifiers() ([]Notifier, error) {
 	out := []Notifier{}
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -71,7 +82,8 @@ func (s *Store) Notifiers() ([]Notifier, error) {
 			if err := decode(v, &rec, bucketNotifiers, k); err != nil {
 				return err
 			}
-			out = append(out, Notifier(rec))
+			n, _ := s.keys.notifier(rec)
+			out = append(out, n)
 			return nil
 		})
 	})

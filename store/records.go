@@ -8,9 +8,15 @@ type Registry struct {
 	Name   string            `json:"name"`
 	Values map[string]string `json:"values"` // variables that are not secret
 	// Secrets are the secret variables. They are never encoded to JSON, so
-	// no read path that reaches the API can carry them by mistake.
-	Secrets   map[string]string `json:"-"`
-	UpdatedAt time.Time         `json:"updatedAt"`
+	// no read path that reaches the API can carry them by mistake. The
+	// store keeps them encrypted (see secrets.go).
+	Secrets map[string]string `json:"-"`
+	// Unreadable names the secrets saved for this instance that the store's
+	// key does not decrypt (a store copied without its key, or opened with
+	// another): they are not in Secrets and must be entered again. Set by
+	// reads; PutRegistry ignores it.
+	Unreadable []string  `json:"-"`
+	UpdatedAt  time.Time `json:"updatedAt"`
 }
 
 // Notifier is a notifier saved from Settings → Notifications: its settings
@@ -19,9 +25,13 @@ type Notifier struct {
 	Name     string            `json:"name"`
 	Settings map[string]string `json:"settings"` // settings that are not secret
 	// Secrets are the secret settings: the url, which holds tokens and
-	// passwords. They are never encoded to JSON, like Registry.Secrets.
-	Secrets   map[string]string `json:"-"`
-	UpdatedAt time.Time         `json:"updatedAt"`
+	// passwords. They are never encoded to JSON, like Registry.Secrets, and
+	// kept encrypted.
+	Secrets map[string]string `json:"-"`
+	// Unreadable names the saved secrets the store's key does not decrypt,
+	// as Registry.Unreadable.
+	Unreadable []string  `json:"-"`
+	UpdatedAt  time.Time `json:"updatedAt"`
 }
 
 // RegistryTest is the outcome of the last connection test of an instance.

@@ -56,10 +56,14 @@ var (
 type Store struct {
 	db   *bolt.DB
 	path string
+	keys *keyring
 }
 
 type options struct {
 	lockTimeout time.Duration
+	key         *Key
+	keyFrom     string
+	extra       []Key
 }
 
 // Option changes how Open opens the file.
@@ -75,12 +79,33 @@ func WithLockTimeout(d time.Duration) Option {
 	}
 }
 
+// WithKey encrypts and decrypts the secrets with k instead of the key file
+// beside the store (KeyFile). from says where k came from, for messages:
+// "environment TAGWATCH_SECRET_KEY".
+func WithKey(k Key, from string) Option {
+	return func(o *options) {
+		o.key = &k
+		o.keyFrom = from
+	}
+}
+
+// WithExtraKey also decrypts secrets encrypted with k; it never encrypts
+// with it. RotateKey uses it to resume an interrupted rotation.
+func WithExtraKey(k Key) Option {
+	return func(o *options) { o.extra = append(o.extra, k) }
+}
+
 // Open opens the store file at path, creating it with mode 0600 if it does
 // not exist, and brings its schema up to date.
 //
-// The file holds registry secrets, so an existing file that group or others
-// may read is tightened to owner-only before it is opened (Open fails if that
-// chmod fails rather than run with the secrets exposed).
+// Secrets are encrypted with the key WithKey gives, else with the key in the
+// file beside the store (KeyFile), which Open creates (mode 0600) on first
+// use. A store whose secrets were encrypted with another key still opens:
+// those secrets read as Unreadable, and CheckSecrets says what to do.
+//
+// The file holds registry secrets, so an existing file (store or key) that
+// group or others may read is tightened to owner-only before it is opened
+// (Open fails if that chmod fails rather than run with the secrets exposed).
 //
 // A file with a newer schema than this build knows fails with
 // ErrNewerSchema: it is never downgraded. A file locked by another process
@@ -90,8 +115,29 @@ func Open(path string, opts ...Option) (*Store, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if err := ensurePrivate(path); err != nil {
+	db, bo, err := openDB(path, o)
+	if err != nil {
 		return nil, err
+	}
+	keys, err := loadKeys(path, o)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	if err := migrate(db, path, keys); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if db, err = scrub(db, path, bo); err != nil {
+		return nil, err
+	}
+	return &Store{db: db, path: path, keys: keys}, nil
+}
+
+// openDB opens the bbolt file, owner-only.
+func openDB(path string, o options) (*bolt.DB, *bolt.Options, error) {
+	if err := makePrivate(path, "open store"); err != nil {
+		return nil, nil, err
 	}
 	bo := &bolt.Options{Timeout: o.lockTimeout}
 	// On Windows bbolt grows the file itself to the initial mapping size;
@@ -101,30 +147,45 @@ func Open(path string, opts ...Option) (*Store, error) {
 	}
 	db, err := bolt.Open(path, 0o600, bo)
 	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, fmt.Errorf("open store %s: %w (waited %v)", path, ErrLocked, o.lockTimeout)
+		return nil, nil, fmt.Errorf("open store %s: %w (waited %v)", path, ErrLocked, o.lockTimeout)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", path, err)
+		return nil, nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	if err := migrate(db, path); err != nil {
-		db.Close()
-		return nil, err
-	}
-	return &Store{db: db, path: path}, nil
+	return db, bo, nil
 }
 
-// ensurePrivate makes an existing store file owner-only. A missing file is
-// fine: bbolt creates it with 0600.
-func ensurePrivate(path string) error {
+// loadKeys picks the key: WithKey's, else the key file beside the store,
+// made on first use. A key file left by an interrupted RotateKey opens the
+// secrets it already encrypted.
+func loadKeys(path string, o options) (*keyring, error) {
+	if o.key != nil {
+		return newKeyring(*o.key, o.keyFrom, o.extra...)
+	}
+	file := KeyFile(path)
+	k, _, err := loadOrCreateKeyFile(file)
+	if err != nil {
+		return nil, err
+	}
+	extra := o.extra
+	if pk, err := ReadKeyFile(pendingKeyFile(path)); err == nil {
+		extra = append(extra, pk)
+	}
+	return newKeyring(k, file, extra...)
+}
+
+// makePrivate makes an existing file that holds secrets owner-only. A
+// missing file is fine: it is created with 0600. what starts errors.
+func makePrivate(path, what string) error {
 	fi, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("open store %s: %w", path, err)
+		return fmt.Errorf("%s %s: %w", what, path, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("open store %s: not a regular file (%v)", path, fi.Mode().Type())
+		return fmt.Errorf("%s %s: not a regular file (%v)", what, path, fi.Mode().Type())
 	}
 	perm := fi.Mode().Perm()
 	// Windows has no group/other bits to speak of; its ACLs are the admin's.
@@ -132,10 +193,15 @@ func ensurePrivate(path string) error {
 		return nil
 	}
 	if err := os.Chmod(path, perm&0o700); err != nil {
-		return fmt.Errorf("open store %s: file is open to group or others (mode %v) and holds secrets; making it private failed: %w", path, perm, err)
+		return fmt.Errorf("%s %s: file is open to group or others (mode %v) and holds secrets; making it private failed: %w", what, path, perm, err)
 	}
 	return nil
 }
+
+// KeyID is the id of the key the store encrypts secrets with (Key.ID), and
+// KeyFrom where that key came from: for the log, never the key itself.
+func (s *Store) KeyID() string   { return s.keys.id() }
+func (s *Store) KeyFrom() string { return s.keys.from }
 
 // Close releases the file. Reads and writes after Close fail.
 func (s *Store) Close() error {
@@ -403,24 +469,38 @@ func (s *Store) History(limit int, before uint64) ([]HistoryEntry, error) {
 
 // registryRecord is a Registry as stored. Registry.Secrets is json:"-" so
 // that no API response can carry a secret by mistake, which also means the
-// store cannot encode a Registry directly without losing them. The fields
-// mirror Registry's so that the two convert into each other: a field added
-// to Registry stops the build here until it is added to the record too.
+// store cannot encode a Registry directly without losing them; here they
+// are Sealed: encrypted, by variable (secrets.go). Schema 2 and before kept
+// them in plain text under "secrets" (migrateV4).
 type registryRecord struct {
 	Kind      string            `json:"kind"`
 	Name      string            `json:"name"`
 	Values    map[string]string `json:"values,omitempty"`
-	Secrets   map[string]string `json:"secrets,omitempty"`
+	Sealed    map[string]string `json:"sealed,omitempty"`
 	UpdatedAt time.Time         `json:"updatedAt"`
 }
 
-// PutRegistry saves (or replaces) a registry instance with its secrets.
+func (s *Store) registryRecord(r Registry) registryRecord {
+	return registryRecord{Kind: r.Kind, Name: r.Name, Values: r.Values, UpdatedAt: r.UpdatedAt,
+		Sealed: s.keys.sealAll(r.Secrets, func(v string) []byte { return registryAD(r.Kind, r.Name, v) })}
+}
+
+// registry opens a record's secrets; those that do not open are Unreadable.
+func (k *keyring) registry(rec registryRecord) (Registry, map[string]error) {
+	r := Registry{Kind: rec.Kind, Name: rec.Name, Values: rec.Values, UpdatedAt: rec.UpdatedAt}
+	var errs map[string]error
+	r.Secrets, r.Unreadable, errs = k.openAll(rec.Sealed, func(v string) []byte { return registryAD(rec.Kind, rec.Name, v) })
+	return r, errs
+}
+
+// PutRegistry saves (or replaces) a registry instance with its secrets,
+// encrypted.
 func (s *Store) PutRegistry(r Registry) error {
 	key, err := pairKey(r.Kind, r.Name)
 	if err != nil {
 		return s.wrap(err, "put registry")
 	}
-	rec := registryRecord(r)
+	rec := s.registryRecord(r)
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		b, err := bucket(tx, bucketRegistries)
 		if err != nil {
@@ -465,8 +545,9 @@ func (s *Store) DeleteRegistry(kind, name string) (existed bool, err error) {
 }
 
 // Registries returns the saved instances sorted by kind, then name,
-// including their Secrets: the daemon needs them to connect. Code that
-// answers the API must encode them as JSON, which drops Secrets.
+// including their Secrets, decrypted: the daemon needs them to connect. A
+// secret the store's key does not decrypt is named in Unreadable instead.
+// Code that answers the API must encode them as JSON, which drops Secrets.
 func (s *Store) Registries() ([]Registry, error) {
 	out := []Registry{}
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -480,7 +561,8 @@ func (s *Store) Registries() ([]Registry, error) {
 			if err := decode(v, &rec, bucketRegistries, k); err != nil {
 				return err
 			}
-			out = append(out, Registry(rec))
+			r, _ := s.keys.registry(rec)
+			out = append(out, r)
 			return nil
 		})
 	})

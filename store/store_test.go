@@ -227,14 +227,14 @@ func TestMigrations(t *testing.T) {
 		{name: "version 0 written out", prepare: setVersion("0")},
 		{name: "current version", prepare: func(tx *bolt.Tx) error {
 			for _, step := range migrations {
-				if err := step(tx); err != nil {
+				if err := step(tx, nil); err != nil {
 					return err
 				}
 			}
 			return setVersion(fmt.Sprint(current))(tx)
 		}},
 		{name: "version 1", prepare: func(tx *bolt.Tx) error {
-			if err := migrateV1(tx); err != nil {
+			if err := migrateV1(tx, nil); err != nil {
 				return err
 			}
 			return setVersion("1")(tx)
@@ -343,7 +343,8 @@ func TestMigrationSteps(t *testing.T) {
 			}
 			s.Close()
 
-			migrations = append(append([]func(*bolt.Tx) error{}, orig...), tt.step)
+			step := func(tx *bolt.Tx, _ *keyring) error { return tt.step(tx) }
+			migrations = append(append([]func(*bolt.Tx, *keyring) error{}, orig...), step)
 			s2, err := Open(s.Path())
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("Open error = %v, want %v", err, tt.wantErr)
@@ -889,8 +890,10 @@ func TestBackup(t *testing.T) {
 	if h, _ := b.History(0, 0); !reflect.DeepEqual(seqs(h), []uint64{2, 1}) {
 		t.Errorf("backup history = %v", seqs(h))
 	}
-	if r, _ := b.Registries(); len(r) != 1 || r[0].Secrets["password"] != "p" {
-		t.Errorf("backup registries = %+v", r)
+	// Without the original's key file, the copy holds no readable secret
+	// and says which one it lost.
+	if r, _ := b.Registries(); len(r) != 1 || len(r[0].Secrets) != 0 || !slices.Equal(r[0].Unreadable, []string{"password"}) {
+		t.Errorf("backup registries without the key = %+v", r)
 	}
 	if rt, _ := b.RegistryTests(); len(rt) != 1 || rt[0].Error != "nope" {
 		t.Errorf("backup registry tests = %+v", rt)
@@ -901,6 +904,19 @@ func TestBackup(t *testing.T) {
 	// The backup is a working store.
 	if h, err := b.AppendHistory([]HistoryEntry{{Key: "c"}}); err != nil || h[0].Seq != 3 {
 		t.Errorf("append to backup: %v, %v", seqs(h), err)
+	}
+	// With the original's key, the secret is back.
+	b.Close()
+	key, err := ReadKeyFile(KeyFile(s.Path()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err = Open(path, WithKey(key, "the original's key file"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := b.Registries(); len(r) != 1 || r[0].Secrets["password"] != "p" || len(r[0].Unreadable) != 0 {
+		t.Errorf("backup registries with the key = %+v", r)
 	}
 }
 

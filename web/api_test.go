@@ -80,8 +80,14 @@ func newFixture(t *testing.T, auth config.WebAuth, d web.Checker) *fixture {
 // newFixtureWith is newFixture with notifiers (nil: none).
 func newFixtureWith(t *testing.T, auth config.WebAuth, d web.Checker, n web.Notifiers) *fixture {
 	t.Helper()
-	st := storetest.Open(t)
-	live, err := registries.NewLive(registries.DefaultCatalog(), fileConfigs, nil, registries.Options{})
+	return newFixtureOn(t, storetest.Open(t), nil, auth, d, n)
+}
+
+// newFixtureOn is newFixtureWith on a store of the test's own, with the
+// registries it saved in the UI (ui) running, as serve starts them.
+func newFixtureOn(t *testing.T, st *store.Store, ui []registries.Config, auth config.WebAuth, d web.Checker, n web.Notifiers) *fixture {
+	t.Helper()
+	live, err := registries.NewLive(registries.DefaultCatalog(), fileConfigs, ui, registries.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +108,7 @@ func newFixtureWith(t *testing.T, auth config.WebAuth, d web.Checker, n web.Noti
 func (f *fixture) checkNoSecrets() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, secret := range []string{alicePassword, wrongPassword, hubToken, hookToken, brokenPassword, brokenToken, uiToken, uiToken2} {
+	for _, secret := range []string{alicePassword, wrongPassword, hubToken, hookToken, brokenPassword, brokenToken, uiToken, uiToken2, restToken} {
 		for _, b := range f.bodies {
 			if strings.Contains(b, secret) {
 				f.t.Errorf("a response body holds the secret %q:\n%s", secret, b)

@@ -79,6 +79,9 @@ type notifierView struct {
 	Digest    *bool         `json:"digest,omitempty"` // nil follows the threshold
 	Batch     bool          `json:"batch"`
 	Test      *notifierTest `json:"test,omitempty"`
+	// NeedsSecrets names saved secrets (the url) this daemon's key cannot
+	// decrypt: enter them again.
+	NeedsSecrets []string `json:"needsSecrets,omitempty"`
 }
 
 // serviceOf names the service a notifier speaks to: its type for the
@@ -152,12 +155,13 @@ func (s *Server) listNotifiers() ([]notifierView, error) {
 		redacted := notify.RedactURL(rec.Secrets["url"])
 		typ := rec.Settings["type"]
 		out = append(out, notifierView{
-			Status:    notify.Status{Name: rec.Name, Type: typ, URL: redacted},
-			Service:   serviceOf(typ, redacted),
-			Source:    "ui",
-			Threshold: rec.Settings["threshold"],
-			Images:    rec.Settings["images"],
-			Batch:     rec.Settings["batch"] == "true",
+			Status:       notify.Status{Name: rec.Name, Type: typ, URL: redacted},
+			Service:      serviceOf(typ, redacted),
+			Source:       "ui",
+			Threshold:    rec.Settings["threshold"],
+			Images:       rec.Settings["images"],
+			Batch:        rec.Settings["batch"] == "true",
+			NeedsSecrets: rec.Unreadable,
 		})
 	}
 	return out, nil

@@ -72,6 +72,10 @@ func UINotifiers(recs []store.Notifier, file []*notify.Spec, skip func(name stri
 			skip(rec.Name, errors.New("the config file has a notifier of this name"))
 			continue
 		}
+		if len(rec.Unreadable) > 0 {
+			skip(rec.Name, errors.New("its saved url cannot be decrypted with this daemon's key; enter it again"))
+			continue
+		}
 		sp, err := notify.Parse(rec.Name, notifierValues(rec))
 		if err != nil {
 			skip(rec.Name, err)
@@ -142,6 +146,10 @@ func (s *Server) prepareNotifier(in notifierInput, creating bool, recs []store.N
 		}
 	}
 	if vals["url"] == "" && rec != nil {
+		if slices.Contains(rec.Unreadable, "url") {
+			return store.Notifier{}, &opError{Status: http.StatusBadRequest, Msg: "notifier " + in.Name + ": enter the url again",
+				Fields: []fieldError{{Field: "url", Message: "the saved url cannot be decrypted with this daemon's key (it was saved with another); enter the url again"}}}
+		}
 		vals["url"] = rec.Secrets["url"]
 	}
 	if _, err := notify.Parse(in.Name, vals); err != nil {
@@ -332,6 +340,9 @@ func (s *Server) notifierForm(name string, editing bool, posted url.Values) (not
 		p.StoredURL = rec.Secrets["url"] != ""
 		if posted == nil {
 			maps.Copy(p.Values, rec.Settings)
+			if slices.Contains(rec.Unreadable, "url") {
+				p.FieldErrs["url"] = "The saved url cannot be decrypted with this daemon's key (it was saved with another): enter it again."
+			}
 		}
 	} else {
 		p.Title = "Add notifier"

@@ -186,6 +186,9 @@ type registriesPage struct {
 	base
 	Tiles []registryView
 	Kinds []kindCard
+	// NeedSecrets counts the tiles whose saved secrets this daemon's key
+	// cannot decrypt.
+	NeedSecrets int
 }
 
 func (s *Server) kinds() []kindCard {
@@ -207,6 +210,9 @@ func (s *Server) registriesPage(w http.ResponseWriter, r *http.Request) {
 	p := registriesPage{base: base{Title: "Registries", Page: "settings"}, Tiles: tiles, Kinds: s.kinds()}
 	q := r.URL.Query()
 	for _, t := range tiles {
+		if len(t.NeedsSecrets) > 0 {
+			p.NeedSecrets++
+		}
 		switch t.ID {
 		case q.Get("saved"):
 			p.Flash = "Saved " + t.ID + "; the running daemon uses it from now on."
@@ -229,9 +235,12 @@ func (s *Server) registriesPage(w http.ResponseWriter, r *http.Request) {
 type formField struct {
 	registries.Variable
 	Value  string // non-secret only
-	Stored bool   // a secret is saved: blank keeps it
+	Stored bool   // a secret is saved: blank keeps it (while the endpoint is unchanged)
 	Bool   bool   // a true/false variable: a select
 	Error  string
+	// Saved is an Endpoint variable's saved value: the page's script asks
+	// for the secrets again as soon as one differs (the server decides).
+	Saved string
 }
 
 type formPage struct {
@@ -267,6 +276,16 @@ func (s *Server) form(spec registries.Spec, name string, editing bool, posted ur
 	if editing {
 		saved, _ = s.registry(spec.Kind, name)
 	}
+	// Posted settings that move the instance elsewhere cannot keep its
+	// secrets: the inputs stop offering to.
+	moved := false
+	if posted != nil && saved.Source == registries.SourceUI {
+		next := registries.Values{}
+		for _, v := range spec.Variables {
+			next[v.Name] = posted.Get("v." + v.Name)
+		}
+		moved = len(spec.ChangedEndpoints(saved.Values, next)) > 0
+	}
 	for _, v := range spec.Variables {
 		if v.AliasOf != "" {
 			continue // deprecated spellings: the API still takes them
@@ -274,11 +293,17 @@ func (s *Server) form(spec registries.Spec, name string, editing bool, posted ur
 		f := formField{Variable: v, Bool: v.Supported == "true, false"}
 		if v.Secret {
 			// Only a secret saved in the UI can be kept; a default has none.
-			f.Stored = saved.Source == registries.SourceUI && slices.Contains(saved.Secrets, v.Name)
+			f.Stored = saved.Source == registries.SourceUI && slices.Contains(saved.Secrets, v.Name) && !moved
+			if posted == nil && slices.Contains(saved.NeedsSecrets, v.Name) {
+				f.Error = "The saved " + v.Name + " cannot be decrypted with this daemon's key (it was saved with another): enter it again."
+			}
 		} else if posted != nil {
 			f.Value = posted.Get("v." + v.Name)
 		} else {
 			f.Value = saved.Values[v.Name]
+		}
+		if v.Endpoint && saved.Source == registries.SourceUI {
+			f.Saved = saved.Values[v.Name]
 		}
 		p.Fields = append(p.Fields, f)
 	}

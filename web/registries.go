@@ -29,12 +29,15 @@ type registryView struct {
 	Anonymous bool              `json:"anonymous"`
 	// Active is false for an instance saved in the UI that the running set
 	// left out (its settings no longer validate).
-	Active    bool              `json:"active"`
-	ReadOnly  bool              `json:"readOnly"`
-	Values    map[string]string `json:"values"`
-	Secrets   []string          `json:"secrets"`
-	Test      *testView         `json:"test,omitempty"`
-	RateLimit *rateLimitView    `json:"rateLimit,omitempty"`
+	Active   bool              `json:"active"`
+	ReadOnly bool              `json:"readOnly"`
+	Values   map[string]string `json:"values"`
+	Secrets  []string          `json:"secrets"`
+	// NeedsSecrets names saved secrets this daemon's key cannot decrypt
+	// (the store was copied without its key): enter them again.
+	NeedsSecrets []string       `json:"needsSecrets,omitempty"`
+	Test         *testView      `json:"test,omitempty"`
+	RateLimit    *rateLimitView `json:"rateLimit,omitempty"`
 
 	// What the tile offers.
 	CanEdit   bool `json:"-"`
@@ -202,7 +205,7 @@ func (s *Server) viewOfRecord(rec store.Registry, tests map[string]store.Registr
 		ID:        rec.Kind + "." + rec.Name,
 		Source:    registries.SourceUI,
 		Host:      show,
-		Anonymous: len(rec.Secrets) == 0,
+		Anonymous: len(rec.Secrets) == 0 && len(rec.Unreadable) == 0,
 		Values:    maps.Clone(rec.Values),
 		Secrets:   slices.Sorted(maps.Keys(rec.Secrets)),
 	}
@@ -223,8 +226,13 @@ func (s *Server) finishView(v *registryView, rec *store.Registry, tests map[stri
 	def := s.isDefault(v.Kind, v.Name)
 	v.ReadOnly = v.Source == registries.SourceFile
 	v.CanEdit = v.Source == registries.SourceUI || v.Source == registries.SourceDefault
-	v.CanReset = def && v.Source == registries.SourceUI
+	// A default's UI settings left out of the running set (its secrets
+	// cannot be decrypted) still have a record to reset.
+	v.CanReset = def && (v.Source == registries.SourceUI || (rec != nil && v.Source == registries.SourceDefault))
 	v.CanDelete = !def && v.Source == registries.SourceUI
+	if rec != nil && v.Source != registries.SourceFile && len(rec.Unreadable) > 0 {
+		v.NeedsSecrets = slices.Clone(rec.Unreadable)
+	}
 	t, ok := tests[v.ID]
 	// A test older than the saved settings tested other settings.
 	if !ok || t.TestedAt.IsZero() || (rec != nil && t.TestedAt.Before(rec.UpdatedAt)) {
@@ -334,12 +342,10 @@ func (s *Server) prepare(in registryInput, creating bool) (registries.Config, *r
 		return registries.Config{}, nil, &opError{Status: http.StatusBadRequest, Msg: "invalid settings for " + id, Fields: bad}
 	}
 	if rec != nil {
-		for _, decl := range spec.Variables {
-			stored, ok := rec.Secrets[decl.Name]
-			if !decl.Secret || decl.AliasOf != "" || !ok || clearing[decl.Name] || given(spec, vals, decl.Name) {
-				continue
-			}
-			vals[decl.Name] = stored
+		if again := reuseSecrets(spec, *rec, vals, clearing); len(again) > 0 {
+			return registries.Config{}, nil, &opError{Status: http.StatusBadRequest,
+				Msg:    "registry " + id + ": enter the saved secrets again: they are only sent where they were saved for, and decrypted with the key they were saved with",
+				Fields: again}
 		}
 	}
 	c := registries.Config{Kind: in.Kind, Name: in.Name, Source: registries.SourceUI, Values: vals}
@@ -352,6 +358,45 @@ func (s *Server) prepare(in registryInput, creating bool) (registries.Config, *r
 		return c, nil, redactOp(oe, vals, spec)
 	}
 	return c, inst, nil
+}
+
+// reuseSecrets fills the secrets the input leaves blank from the saved
+// instance, where that is safe: only while every variable that says where
+// they go (Spec.ChangedEndpoints) keeps its saved value, so that a url
+// changed to another host never receives the saved password; and only
+// secrets this daemon's key decrypts. It returns one error per secret that
+// must be entered again instead (none when all could be reused); a secret
+// being cleared needs nothing.
+func reuseSecrets(spec registries.Spec, rec store.Registry, vals registries.Values, clearing map[string]bool) []fieldError {
+	changed := spec.ChangedEndpoints(rec.Values, vals)
+	var again []fieldError
+	for _, decl := range spec.Variables {
+		if !decl.Secret || decl.AliasOf != "" || clearing[decl.Name] || given(spec, vals, decl.Name) {
+			continue
+		}
+		stored, ok := rec.Secrets[decl.Name]
+		switch {
+		case slices.Contains(rec.Unreadable, decl.Name):
+			again = append(again, fieldError{Field: decl.Name,
+				Message: "the saved " + decl.Name + " cannot be decrypted with this daemon's key (it was saved with another); enter the " + decl.Name + " again"})
+		case !ok:
+		case len(changed) > 0:
+			again = append(again, fieldError{Field: decl.Name,
+				Message: "the " + andList(changed) + " changed; enter the " + decl.Name + " again"})
+		default:
+			vals[decl.Name] = stored
+		}
+	}
+	return again
+}
+
+// andList joins names as a sentence does: "url", "url and cafile",
+// "url, cafile and insecure".
+func andList(names []string) string {
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
 }
 
 // given reports whether the input sets a variable, under its name or a
@@ -411,6 +456,13 @@ func (s *Server) uiConfigs(recs []store.Registry) []registries.Config {
 		maps.Copy(vals, r.Secrets)
 		c := registries.Config{Kind: r.Kind, Name: r.Name, Source: registries.SourceUI, Values: vals}
 		if s.Registries.FromFile(r.Kind, r.Name) {
+			continue
+		}
+		if len(r.Unreadable) > 0 {
+			// Without them it would run anonymously, or not validate:
+			// leave it out until they are entered again.
+			s.Log.Warn("a registry saved in the UI has secrets this daemon's key cannot decrypt; left out until they are entered again",
+				"registry", c.ID(), "secrets", r.Unreadable)
 			continue
 		}
 		if _, err := s.Registries.Check(c); err != nil {

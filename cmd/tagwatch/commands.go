@@ -96,7 +96,8 @@ func runConfigValidate(args, environ []string, stdout, stderr io.Writer) int {
 
 Loads the config file (if any) and the TAGWATCH_* environment over it, as
 serve would, opens every registry instance (reading CA files), and checks the
-platform and the listen address. Prints "ok: N registries, M watchers, K
+platform, the listen address and the secret key (TAGWATCH_SECRET_KEY or
+TAGWATCH_SECRET_KEY_FILE, when set). Prints "ok: N registries, M watchers, K
 images" and exits 0, or prints every error with its file:line (or
 environment variable) and field and exits 2. Registries saved in the UI (in
 the data file) are not checked.
@@ -127,6 +128,9 @@ Flags:
 	set, err := registries.NewSet(cat, cfg.Registries, registries.Options{Platform: *plat})
 	if err != nil {
 		errs = append(errs, placeErrs(cfg, err))
+	}
+	if _, err := secretKey(environ); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		printErrs(stderr, err)

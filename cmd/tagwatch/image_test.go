@@ -155,7 +155,34 @@ func TestContainerImage(t *testing.T) {
 	if info.State.ExitCode != 0 || !strings.Contains(logs, "data=/data/tagwatch.db") || !strings.Contains(logs, "shutting down") {
 		t.Errorf("serve after docker stop: exit %d, want 0; logs:\n%s", info.State.ExitCode, logs)
 	}
+	// The key that encrypts the store's secrets was made beside it, in the
+	// volume, private to the image's user.
+	if !strings.Contains(logs, "secret_key=/data/tagwatch.db.key") {
+		t.Errorf("serve does not say it uses /data/tagwatch.db.key; logs:\n%s", logs)
+	}
+	checkKeyFile(t, cli, id, "/data/tagwatch.db.key")
 	t.Logf("pushed, pulled and ran %s@%s", ref, digest)
+}
+
+// checkKeyFile reads a file out of a stopped container: it must be a key
+// file (44 characters of base64 and a newline), mode 0600, owned by 65532.
+func checkKeyFile(t *testing.T, cli *client.Client, id, path string) {
+	t.Helper()
+	rc, _, err := cli.CopyFromContainer(context.Background(), id, path)
+	if err != nil {
+		t.Errorf("no %s in the container: %v", path, err)
+		return
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	h, err := tr.Next()
+	if err != nil {
+		t.Fatalf("reading %s out of the container: %v", path, err)
+	}
+	b, _ := io.ReadAll(tr)
+	if h.Uid != 65532 || h.FileInfo().Mode().Perm() != 0o600 || len(b) != 45 {
+		t.Errorf("%s: uid %d, mode %v, %d bytes; want 65532, 0600, a key", path, h.Uid, h.FileInfo().Mode().Perm(), len(b))
+	}
 }
 
 // buildStatic builds the binary as the Dockerfile does.

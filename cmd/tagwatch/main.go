@@ -28,11 +28,12 @@ Usage:
   tagwatch check [--config FILE] [--json] [--platform OS/ARCH] [IMAGE...]
   tagwatch config validate [--config FILE]
   tagwatch config example
+  tagwatch store rotate-key [--data FILE] [--new-key-file FILE]
   tagwatch version
   tagwatch healthcheck [--url URL]
 
 Every setting can also come from the environment: TAGWATCH_CONFIG,
-TAGWATCH_DATA, TAGWATCH_REGISTRY_<KIND>_<NAME>_<VARIABLE>,
+TAGWATCH_DATA, TAGWATCH_SECRET_KEY, TAGWATCH_REGISTRY_<KIND>_<NAME>_<VARIABLE>,
 TAGWATCH_WATCHER_<NAME>_<SETTING>, TAGWATCH_IMAGES, TAGWATCH_WEB_LISTEN, …
 (add _FILE to read a value from a file); see README.md.
 
@@ -71,6 +72,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return runCheck(ctx, args[1:], environ, stdout, stderr)
 	case "config":
 		return runConfig(args[1:], environ, stdout, stderr)
+	case "store":
+		return runStore(args[1:], environ, stdout, stderr)
 	case "version":
 		return runVersion(args[1:], stdout, stderr)
 	case "--version":

@@ -31,7 +31,7 @@ func runServe(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", envOr(environ, "TAGWATCH_CONFIG", ""), "configuration `file` (YAML); env TAGWATCH_CONFIG")
-	dataPath := fs.String("data", envOr(environ, "TAGWATCH_DATA", "tagwatch.db"), "the bbolt `file` that keeps results, history and UI settings; env TAGWATCH_DATA")
+	dataPath := fs.String("data", envOr(environ, "TAGWATCH_DATA", "tagwatch.db"), "the bbolt `file` that keeps results, history and UI settings (its secrets encrypted with the key in FILE.key, made on first start, unless TAGWATCH_SECRET_KEY or TAGWATCH_SECRET_KEY_FILE gives one); env TAGWATCH_DATA")
 	listen := fs.String("listen", "", "`address` of the web UI and API (default from config web.listen, else 127.0.0.1:8080)")
 	logFormat := fs.String("log-format", envOr(environ, "TAGWATCH_LOG_FORMAT", "text"), "log format: text or json; env TAGWATCH_LOG_FORMAT")
 	logLevel := fs.String("log-level", envOr(environ, "TAGWATCH_LOG_LEVEL", "info"), "log level: debug, info, warn, error; env TAGWATCH_LOG_LEVEL")
@@ -76,12 +76,22 @@ Flags:
 		return exitUsage
 	}
 
-	st, err := store.Open(*dataPath)
+	keyOpts, err := secretKey(environ)
+	if err != nil {
+		fmt.Fprintf(stderr, "tagwatch: %v\n", err)
+		return exitUsage
+	}
+	st, err := store.Open(*dataPath, keyOpts...)
 	if err != nil {
 		fmt.Fprintf(stderr, "tagwatch: %v\n", err)
 		return exitFailed
 	}
 	defer st.Close()
+	// Secrets that do not decrypt (a store copied without its key) are left
+	// out, with their registries and notifiers; the rest runs.
+	if err := st.CheckSecrets(); err != nil {
+		log.Error("saved secrets cannot be decrypted", "err", err)
+	}
 
 	live, err := openRegistries(st, cat, cfg, *plat, log)
 	if err != nil {
@@ -154,8 +164,8 @@ Flags:
 		fmt.Fprintf(stderr, "tagwatch: %v\n", err)
 		return exitFailed
 	}
-	log.Info("tagwatch serving", "url", "http://"+ln.Addr().String(), "data", st.Path(), "watchers", len(sources),
-		"registries", len(live.Set().Instances()))
+	log.Info("tagwatch serving", "url", "http://"+ln.Addr().String(), "data", st.Path(), "secret_key", st.KeyFrom(),
+		"secret_key_id", st.KeyID(), "watchers", len(sources), "registries", len(live.Set().Instances()))
 	fmt.Fprintf(stdout, "tagwatch: UI and API on http://%s\n", ln.Addr())
 
 	var wg sync.WaitGroup
@@ -221,6 +231,12 @@ func openRegistries(st *store.Store, cat registries.Catalog, cfg *config.Config,
 			vals[k] = v
 		}
 		c := registries.Config{Kind: r.Kind, Name: r.Name, Source: registries.SourceUI, Values: vals}
+		if len(r.Unreadable) > 0 {
+			// Without them it would run anonymously, or not validate.
+			log.Error("a registry saved in the UI has secrets this key cannot decrypt; left out until they are entered again",
+				"registry", c.ID(), "secrets", r.Unreadable)
+			continue
+		}
 		if _, err := registries.Open(cat, c, opts); err != nil {
 			log.Error("a registry saved in the UI is invalid; left out", "registry", c.ID(), "err", err)
 			continue

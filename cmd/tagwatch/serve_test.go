@@ -40,6 +40,9 @@ func TestServeProcess(t *testing.T) {
 			env = append(env, kv)
 		}
 	}
+	if e := os.Getenv("TWTEST_SERVE_ENV"); e != "" {
+		env = append(env, strings.Split(e, "\x1f")...)
+	}
 	os.Exit(run(ctx, strings.Split(args, "\x1f"), env, os.Stdout, os.Stderr))
 }
 
@@ -47,12 +50,20 @@ type child struct {
 	cmd  *exec.Cmd
 	base string // http://127.0.0.1:PORT
 	done chan error
+	log  string // the file its stderr (the log) goes to
 }
 
 func startServe(t *testing.T, args ...string) *child {
 	t.Helper()
+	return startServeEnv(t, nil, args...)
+}
+
+// startServeEnv is startServe with TAGWATCH_* variables (KEY=value) for the child.
+func startServeEnv(t *testing.T, env []string, args ...string) *child {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestServeProcess$")
-	cmd.Env = append(os.Environ(), "TWTEST_SERVE_ARGS="+strings.Join(append([]string{"serve"}, args...), "\x1f"))
+	cmd.Env = append(os.Environ(), "TWTEST_SERVE_ARGS="+strings.Join(append([]string{"serve"}, args...), "\x1f"),
+		"TWTEST_SERVE_ENV="+strings.Join(env, "\x1f"))
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +76,7 @@ func startServe(t *testing.T, args ...string) *child {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	c := &child{cmd: cmd, done: make(chan error, 1)}
+	c := &child{cmd: cmd, done: make(chan error, 1), log: logFile.Name()}
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		<-c.done

@@ -174,9 +174,49 @@
     return rest;
   }
 
+  // A saved secret is only sent where it was saved for: once a field that
+  // says where (url, authurl, cafile…) differs from its saved value, the
+  // secret inputs stop offering to keep the saved one and say why. The
+  // server refuses the same way; this only tells the admin before they post.
+  function setupRebind(form) {
+    const endpoints = $$("[data-endpoint]", form);
+    const secrets = $$("input[data-stored]", form);
+    if (!endpoints.length || !secrets.length) return;
+    // A select's "not set" is false, as the server reads it.
+    const norm = (el, v) => {
+      v = (v || "").trim();
+      return el.tagName === "SELECT" && v === "" ? "false" : v;
+    };
+    const update = () => {
+      const changed = endpoints.filter((el) => norm(el, el.value) !== norm(el, el.dataset.saved)).map((el) => el.dataset.endpoint);
+      const what = changed.length < 2 ? changed.join("") : changed.slice(0, -1).join(", ") + " and " + changed[changed.length - 1];
+      for (const input of secrets) {
+        const name = input.dataset.stored;
+        const field = input.closest(".field");
+        const note = $('[data-rebind-for="' + CSS.escape(name) + '"]', field);
+        const keep = $(".keep-secret", field);
+        if (!input.dataset.placeholder) input.dataset.placeholder = input.placeholder;
+        if (changed.length) {
+          input.placeholder = "";
+          note.textContent = "The " + what + " changed: enter the " + name + " again. A saved " + name + " is only sent where it was saved for.";
+          note.hidden = false;
+          if (keep) keep.hidden = true;
+        } else {
+          input.placeholder = input.dataset.placeholder;
+          note.hidden = true;
+          if (keep) keep.hidden = false;
+        }
+      }
+    };
+    form.addEventListener("input", update);
+    form.addEventListener("change", update);
+    update();
+  }
+
   function setupForm() {
     const form = $("#reg-form");
     if (!form) return;
+    setupRebind(form);
     const out = $("#test-result");
     form.addEventListener("submit", async (e) => {
       if (!e.submitter || e.submitter.value !== "test") return;
