@@ -31,16 +31,18 @@ func (GCR) Spec() Spec {
 		Kind:        "gcr",
 		Title:       "Google Container Registry",
 		Description: "gcr.io, *.gcr.io and Artifact Registry (*-docker.pkg.dev). Anonymous by default; a service account's client_email and private_key for private images.",
-		Variables: []Variable{
-			{Name: "clientemail", Description: "Service Account Client Email (required for private images access)", Supported: "See Service Account credentials"},
-			{Name: "privatekey", Secret: true, Description: "Service Account Private Key (required for private images access)", Supported: "See Service Account credentials"},
-		},
+		Variables: withProxy(
+			Variable{Name: "clientemail", Description: "Service Account Client Email (required for private images access)", Supported: "See Service Account credentials"},
+			Variable{Name: "privatekey", Secret: true, Description: "Service Account Private Key (required for private images access)", Supported: "See Service Account credentials"},
+		),
 		Rules: []Rule{
 			{If: "clientemail", Needs: []string{"privatekey"}},
 			{If: "privatekey", Needs: []string{"clientemail"}},
 		},
-		Default: true,
-		Example: Values{"clientemail": "tagwatch@my-project.iam.gserviceaccount.com", "privatekey": "-----BEGIN PRIVATE KEY-----\\n…\\n-----END PRIVATE KEY-----\\n"},
+		Default:        true,
+		Host:           "gcr.io",
+		CredentialHint: "Google expects a service account's client_email and private_key, with the Artifact Registry Reader (or Storage Object Viewer for gcr.io) role",
+		Example:        Values{"clientemail": "tagwatch@my-project.iam.gserviceaccount.com", "privatekey": "-----BEGIN PRIVATE KEY-----\\n…\\n-----END PRIVATE KEY-----\\n"},
 	}
 }
 

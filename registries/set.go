@@ -63,6 +63,9 @@ func newSet(cat Catalog, configs []Config, o Options, prev *Set) (*Set, error) {
 		if (a.Source == SourceDefault) != (b.Source == SourceDefault) {
 			return b.Source == SourceDefault
 		}
+		if na, nb := narrowed(cat, a), narrowed(cat, b); na != nb {
+			return na
+		}
 		return ids[i] < ids[j]
 	})
 	s := &Set{cat: cat, opts: o, implicit: map[string]*Instance{}}
@@ -88,7 +91,23 @@ func newSet(cat Catalog, configs []Config, o Options, prev *Set) (*Set, error) {
 	return s, nil
 }
 
-// Instances lists the instances, configured first.
+// narrowed reports whether a config sets one of its kind's Narrowing
+// variables: ocir.fra (region fra) must win fra.ocir.io over ocir.main.
+func narrowed(cat Catalog, c Config) bool {
+	p, ok := cat[c.Kind]
+	if !ok {
+		return false
+	}
+	for _, n := range p.Spec().Narrowing {
+		if c.Values.Has(n) {
+			return true
+		}
+	}
+	return false
+}
+
+// Instances lists the instances, configured first, those narrowed to a
+// region before the others: Resolve takes the first that serves a host.
 func (s *Set) Instances() []*Instance { return s.instances }
 
 // Instance finds an instance by kind and name.
