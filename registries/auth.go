@@ -84,6 +84,21 @@ func hostIs(host string, names ...string) bool {
 	return false
 }
 
+// loginPair declares an optional login and its secret, each needing the
+// other (see together): what most kinds ask for.
+func loginPair(login, password string) []Variable {
+	return []Variable{
+		{Name: "login", Description: login, Default: "password must be defined"},
+		{Name: "password", Secret: true, Description: password, Default: "login must be defined"},
+	}
+}
+
+// publicSpec declares a kind that is one public registry on a fixed host,
+// present anonymously by default: an instance only chooses a proxy.
+func publicSpec(kind, title, host, description string) Spec {
+	return Spec{Kind: kind, Title: title, Description: description, Variables: withProxy(), Default: true, Host: host}
+}
+
 // together is the rules of variables that only make sense as a set (a login
 // and its password): each needs every other.
 func together(names ...string) []Rule {

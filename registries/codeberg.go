@@ -13,13 +13,10 @@ type Codeberg struct{}
 
 func (Codeberg) Spec() Spec {
 	return Spec{
-		Kind:        "codeberg",
-		Title:       "Codeberg",
-		Description: "codeberg.org's package registry (Forgejo). Anonymous by default; a username and an access token with the read:package scope for private packages.",
-		Variables: withProxy(
-			Variable{Name: "login", Description: "Codeberg username", Default: "password must be defined"},
-			Variable{Name: "password", Secret: true, Description: "Codeberg access token (read:package) or password", Default: "login must be defined"},
-		),
+		Kind:           "codeberg",
+		Title:          "Codeberg",
+		Description:    "codeberg.org's package registry (Forgejo). Anonymous by default; a username and an access token with the read:package scope for private packages.",
+		Variables:      withProxy(loginPair("Codeberg username", "Codeberg access token (read:package) or password")...),
 		Rules:          together("login", "password"),
 		Default:        true,
 		Host:           "codeberg.org",

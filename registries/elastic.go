@@ -15,13 +15,10 @@ const elasticHost = "docker.elastic.co"
 
 func (Elastic) Spec() Spec {
 	return Spec{
-		Kind:        "elastic",
-		Title:       "Elastic",
-		Description: "docker.elastic.co: Elasticsearch, Kibana, Logstash, Beats and Elastic Agent images. Anonymous by default; a login for images Elastic restricts.",
-		Variables: withProxy(
-			Variable{Name: "login", Description: "Login Elastic gave you", Default: "password must be defined"},
-			Variable{Name: "password", Secret: true, Description: "Its password or token", Default: "login must be defined"},
-		),
+		Kind:           "elastic",
+		Title:          "Elastic",
+		Description:    "docker.elastic.co: Elasticsearch, Kibana, Logstash, Beats and Elastic Agent images. Anonymous by default; a login for images Elastic restricts.",
+		Variables:      withProxy(loginPair("Login Elastic gave you", "Its password or token")...),
 		Rules:          together("login", "password"),
 		Default:        true,
 		Host:           elasticHost,

@@ -14,14 +14,8 @@ type K8s struct{}
 const k8sHost = "registry.k8s.io"
 
 func (K8s) Spec() Spec {
-	return Spec{
-		Kind:        "k8s",
-		Title:       "Kubernetes registry",
-		Description: "registry.k8s.io, the Kubernetes project's images (ingress-nginx, metrics-server, kube-state-metrics…); it replaced k8s.gcr.io. Anonymous.",
-		Variables:   withProxy(),
-		Default:     true,
-		Host:        k8sHost,
-	}
+	return publicSpec("k8s", "Kubernetes registry", k8sHost,
+		"registry.k8s.io, the Kubernetes project's images (ingress-nginx, metrics-server, kube-state-metrics…); it replaced k8s.gcr.io. Anonymous.")
 }
 
 func (K8s) Serves(_ Values, host string) bool { return hostIs(host, k8sHost) }

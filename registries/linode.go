@@ -14,13 +14,10 @@ type Linode struct{}
 
 func (Linode) Spec() Spec {
 	return Spec{
-		Kind:        "linode",
-		Title:       "Linode (Akamai)",
-		Description: "A registry you run on Linode (Akamai Cloud), e.g. the Marketplace's Harbor or Docker registry app or one on LKE (Linode has no managed registry): its url, a login and a token or password.",
-		Variables: withProxy(append(urlVariables("Registry URL (e.g. https://registry.example.com)"),
-			Variable{Name: "login", Description: "Registry username", Default: "password must be defined"},
-			Variable{Name: "password", Secret: true, Description: "Token or password", Default: "login must be defined"},
-		)...),
+		Kind:           "linode",
+		Title:          "Linode (Akamai)",
+		Description:    "A registry you run on Linode (Akamai Cloud), e.g. the Marketplace's Harbor or Docker registry app or one on LKE (Linode has no managed registry): its url, a login and a token or password.",
+		Variables:      withProxy(append(urlVariables("Registry URL (e.g. https://registry.example.com)"), loginPair("Registry username", "Token or password")...)...),
 		Rules:          together("login", "password"),
 		Example:        Values{"url": "https://registry.example.com", "login": "tagwatch", "password": "<token>"},
 		CredentialHint: "A registry on Linode expects the login and the token or password its own set-up gave you (Harbor: a user or robot account; the registry app: its htpasswd user)",

@@ -14,14 +14,8 @@ type MCR struct{}
 const mcrHost = "mcr.microsoft.com"
 
 func (MCR) Spec() Spec {
-	return Spec{
-		Kind:        "mcr",
-		Title:       "Microsoft Artifact Registry",
-		Description: "mcr.microsoft.com (Microsoft Container Registry): .NET, SQL Server, Azure CLI, PowerShell images. Anonymous.",
-		Variables:   withProxy(),
-		Default:     true,
-		Host:        mcrHost,
-	}
+	return publicSpec("mcr", "Microsoft Artifact Registry", mcrHost,
+		"mcr.microsoft.com (Microsoft Container Registry): .NET, SQL Server, Azure CLI, PowerShell images. Anonymous.")
 }
 
 func (MCR) Serves(_ Values, host string) bool { return hostIs(host, mcrHost) }

@@ -13,14 +13,8 @@ type TrueForge struct{}
 const trueforgeHost = "oci.trueforge.org"
 
 func (TrueForge) Spec() Spec {
-	return Spec{
-		Kind:        "trueforge",
-		Title:       "TrueForge",
-		Description: "oci.trueforge.org, the TrueForge (formerly TrueCharts) apps' images. Anonymous.",
-		Variables:   withProxy(),
-		Default:     true,
-		Host:        trueforgeHost,
-	}
+	return publicSpec("trueforge", "TrueForge", trueforgeHost,
+		"oci.trueforge.org, the TrueForge (formerly TrueCharts) apps' images. Anonymous.")
 }
 
 func (TrueForge) Serves(_ Values, host string) bool { return hostIs(host, trueforgeHost) }
