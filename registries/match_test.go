@@ -287,3 +287,32 @@ func mustParse(t *testing.T, ref string) registries.Image {
 	}
 	return img
 }
+
+// BenchmarkResolve measures what matching an image to its instance costs
+// with an instance of every kind configured (regional patterns included),
+// over a mix of hosts: the daemon resolves every image of every cycle.
+func BenchmarkResolve(b *testing.B) {
+	t := &testing.T{}
+	_, full := matchSets(t)
+	refs := []string{
+		"nginx:1.27", "ghcr.io/o/r:1", "fra.ocir.io/ns/app:1", "acme-registry.cn-hangzhou.cr.aliyuncs.com/t/a:1",
+		"rg.pl-waw.scw.cloud/a/b:1", "private.de.icr.io/a/b:1", "mcr.microsoft.com/dotnet/runtime:8.0",
+		"registry.k8s.io/pause:3.9", "nexus.example.com:8083/app:1", "artifactory.example.com/app:1",
+	}
+	imgs := make([]registries.Image, len(refs))
+	for i, r := range refs {
+		img, err := registries.ParseImage(r)
+		if err != nil {
+			b.Fatal(err)
+		}
+		imgs[i] = img
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if _, err := full.Resolve(imgs[i%len(imgs)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(full.Instances())), "instances")
+}
