@@ -15,6 +15,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -250,6 +251,16 @@ func TestKindsCredentialForms(t *testing.T) {
 			}
 			if !slices.Equal(tags, []string{tag}) || d.Digest != w.digests[tc.repo] {
 				t.Errorf("tags %v, digest %s; want [%s], %s", tags, d.Digest, tag, w.digests[tc.repo])
+			}
+			// One check costs what it costs on any registry: wherever the
+			// service keeps its token endpoint, it is counted as one.
+			cost := in.Stats().RequestsByClass()
+			wantCost := map[string]int64{"ping": 1, "token": 1, "tags": 1, "manifest": 1, "other": 0}
+			if slices.Contains(worldOpen, img.Host) {
+				wantCost["token"] = 0
+			}
+			if !maps.Equal(cost, wantCost) {
+				t.Errorf("requests by class %v; want %v", cost, wantCost)
 			}
 			if got := w.proxy.Targets(); !slices.Contains(got, img.Host+":443") {
 				t.Errorf("the proxy was never asked for %s:443 (asked for %v)", img.Host, got)

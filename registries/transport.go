@@ -89,16 +89,19 @@ func classifyPath(p string) RequestClass {
 	switch {
 	case p == "/v2/" || p == "/v2":
 		return RequestPing
-	case !strings.HasPrefix(p, "/v2/"), p == "/v2/token", p == "/v2/auth":
-		// A repository path has at least two more parts: /v2/token is a
-		// token server beside the API (JFrog, Codeberg, Nexus).
+	case !strings.HasPrefix(p, "/v2/"):
 		return RequestToken
 	case strings.HasSuffix(p, "/tags/list"):
 		return RequestTags
 	case strings.Contains(p, "/manifests/"):
 		return RequestManifest
-	default:
+	case strings.Contains(p, "/blobs/"), strings.Contains(p, "/referrers/"), p == "/v2/_catalog":
 		return RequestOther
+	default:
+		// Not the distribution API: a token endpoint beside it, as
+		// JFrog's and Codeberg's /v2/token, DigitalOcean's
+		// /v2/registry/auth or ProGet's /v2/_auth.
+		return RequestToken
 	}
 }
 
