@@ -46,19 +46,23 @@ func (ACR) Spec() Spec {
 		Kind:        "acr",
 		Title:       "Azure Container Registry",
 		Description: "*.azurecr.io, with a service principal that has the AcrPull role. Set tenantid to use Azure AD tokens exchanged for ACR refresh tokens (recommended).",
-		Variables: []Variable{
-			{Name: "clientid", Required: true, Description: "Service Principal Client ID", Supported: "See Service Principal Auth"},
-			{Name: "clientsecret", Required: true, Secret: true, Description: "Service Principal Secret", Supported: "See Service Principal Auth"},
+		Variables: withProxy(
+			Variable{Name: "clientid", Required: true, Description: "Service Principal Client ID", Supported: "See Service Principal Auth"},
+			Variable{Name: "clientsecret", Required: true, Secret: true, Description: "Service Principal Secret", Supported: "See Service Principal Auth"},
 			// The client secret goes to the tenant's token endpoint
 			// (login.microsoftonline.com/<tenantid>): another tenant, one
 			// an attacker may own, would receive it. Setting or removing
 			// tenantid also switches between Azure AD and sending the
 			// secret to the registry itself as basic auth.
-			{Name: "tenantid", Endpoint: true, Description: "Azure AD tenant ID: when set, tokens come from Azure AD and are exchanged for ACR refresh tokens", Default: "client id and secret are sent as basic credentials"},
-		},
-		Example: Values{"clientid": "11111111-2222-3333-4444-555555555555", "clientsecret": "<client secret>", "tenantid": "66666666-7777-8888-9999-000000000000"},
+			Variable{Name: "tenantid", Endpoint: true, Description: "Azure AD tenant ID: when set, tokens come from Azure AD and are exchanged for ACR refresh tokens", Default: "client id and secret are sent as basic credentials"},
+		),
+		Example:        Values{"clientid": "11111111-2222-3333-4444-555555555555", "clientsecret": "<client secret>", "tenantid": "66666666-7777-8888-9999-000000000000"},
+		CredentialHint: "ACR expects a service principal's client id and secret, with the AcrPull role on the registry",
 	}
 }
+
+// Hosts: ACR registries are named by their owners; a test needs an image.
+func (ACR) Hosts(Values) (show, test string) { return "*.azurecr.io", "" }
 
 func (ACR) Serves(_ Values, host string) bool {
 	host = strings.ToLower(host)

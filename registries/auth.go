@@ -2,6 +2,7 @@ package registries
 
 import (
 	"encoding/base64"
+	"regexp"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -81,6 +82,58 @@ func servesURL(v Values, host string) bool {
 func hostIs(host string, names ...string) bool {
 	for _, n := range names {
 		if strings.EqualFold(host, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// loginPair declares an optional login and its secret, each needing the
+// other (see together): what most kinds ask for.
+func loginPair(login, password string) []Variable {
+	return []Variable{
+		{Name: "login", Description: login, Default: "password must be defined"},
+		{Name: "password", Secret: true, Description: password, Default: "login must be defined"},
+	}
+}
+
+// publicSpec declares a kind that is one public registry on a fixed host,
+// present anonymously by default: an instance only chooses a proxy.
+func publicSpec(kind, title, host, description string) Spec {
+	return Spec{Kind: kind, Title: title, Description: description, Variables: withProxy(), Default: true, Host: host}
+}
+
+// together is the rules of variables that only make sense as a set (a login
+// and its password): each needs every other.
+func together(names ...string) []Rule {
+	rules := make([]Rule, len(names))
+	for i, n := range names {
+		var others []string
+		for _, o := range names {
+			if o != n {
+				others = append(others, o)
+			}
+		}
+		rules[i] = Rule{If: n, Needs: others}
+	}
+	return rules
+}
+
+// regional reports whether host matches re, a pattern of a cloud's registry
+// hosts with a group named "region", and, unless spellings is empty or
+// starts with "" (no region configured), whether that group is one of the
+// configured region's spellings (OCIR writes fra and eu-frankfurt-1).
+func regional(re *regexp.Regexp, host string, spellings ...string) bool {
+	m := re.FindStringSubmatch(strings.ToLower(host))
+	if m == nil {
+		return false
+	}
+	if len(spellings) == 0 || spellings[0] == "" {
+		return true
+	}
+	got := m[re.SubexpIndex("region")]
+	for _, r := range spellings {
+		if strings.EqualFold(got, r) {
 			return true
 		}
 	}

@@ -22,6 +22,26 @@ type Provider interface {
 	Keychain(v Values, rt http.RoundTripper) (authn.Keychain, error)
 }
 
+// A Hoster is a kind whose hosts follow from its variables (ECR's region):
+// it names the host its tile shows and the host a connection test without
+// an image reaches, "" when the admin must name an image.
+type Hoster interface {
+	Hosts(v Values) (show, test string)
+}
+
+// hostsOf answers for any kind: the url's host, a Hoster's answer, or the
+// kind's one fixed host.
+func hostsOf(p Provider, v Values) (show, test string) {
+	if u, err := parseURL(v["url"]); err == nil && u != nil {
+		return u.Host, u.Host
+	}
+	if h, ok := p.(Hoster); ok {
+		return h.Hosts(v)
+	}
+	h := p.Spec().Host
+	return h, h
+}
+
 // Catalog is the set of known kinds, by kind name.
 type Catalog map[string]Provider
 
@@ -30,16 +50,32 @@ type Catalog map[string]Provider
 func DefaultCatalog() Catalog {
 	return NewCatalog(
 		ACR{},
+		AliCR{},
+		Codeberg{},
 		Custom{},
+		DHI{},
+		DOCR{},
 		ECR{},
+		Elastic{},
 		Forgejo{},
 		GCR{},
 		GHCR{},
 		Gitea{},
 		GitLab{},
+		Harbor{},
 		Hub{},
+		ICR{},
+		JFrog{},
+		K8s{},
+		Linode{},
 		LSCR{},
+		MCR{},
+		Nexus{},
+		OCIR{},
+		ProGet{},
 		Quay{},
+		Scaleway{},
+		TrueForge{},
 	)
 }
 
@@ -76,6 +112,17 @@ func (c Catalog) Kinds() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Hosts returns the host an instance of kind with values v shows on its
+// tile, and the one a connection test without an image reaches ("" when
+// the admin must name an image): for instances saved but not running.
+func (c Catalog) Hosts(kind string, v Values) (show, test string) {
+	p, ok := c[kind]
+	if !ok {
+		return "", ""
+	}
+	return hostsOf(p, v)
 }
 
 // Provider returns the provider of a kind, or an error naming the known kinds.

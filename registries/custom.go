@@ -16,17 +16,18 @@ func (Custom) Spec() Spec {
 		Kind:        "custom",
 		Title:       "Custom registry",
 		Description: "A self-hosted Docker registry, or any registry not listed here. Anonymous unless login/password or auth is set; Basic or Bearer, as the registry's challenge asks.",
-		Variables: append(urlVariables("Registry URL (e.g. http://localhost:5000)"),
+		Variables: withProxy(append(urlVariables("Registry URL (e.g. http://localhost:5000)"),
 			Variable{Name: "login", Description: "Login (when htpasswd auth is enabled on the registry)", Default: "password must be defined"},
 			Variable{Name: "password", Secret: true, Description: "Password (when htpasswd auth is enabled on the registry)", Default: "login must be defined"},
 			Variable{Name: "auth", Secret: true, Description: "Htpasswd string: base64 of login:password (when htpasswd auth is enabled on the registry)", Default: "login/password must not be defined"},
-		),
+		)...),
 		Rules: []Rule{
 			{If: "login", Needs: []string{"password"}},
 			{If: "password", Needs: []string{"login"}},
 			{If: "auth", Excludes: []string{"login", "password"}},
 		},
-		Example: Values{"url": "https://shpcr.io", "login": "seller@example.com", "password": "<access token>"},
+		Example:        Values{"url": "https://shpcr.io", "login": "seller@example.com", "password": "<access token>"},
+		CredentialHint: "A registry expects the login and password (often an access token) that docker login accepts for it",
 	}
 }
 

@@ -31,17 +31,27 @@ func (ECR) Spec() Spec {
 		Kind:        "ecr",
 		Title:       "Amazon ECR",
 		Description: "Amazon Elastic Container Registry. The IAM user needs the AmazonEC2ContainerRegistryReadOnly policy (or higher). Anonymous by default, for public.ecr.aws.",
-		Variables: []Variable{
+		Variables: withProxy(
 			// The region names the host of the ECR API the keys sign
 			// requests for (api.ecr.<region>.amazonaws.com) and of the
 			// registries the token is then sent to.
-			{Name: "region", Required: true, Endpoint: true, Description: "A valid AWS Region Code", Supported: "AWS Region list"},
-			{Name: "accesskey", Required: true, Description: "A valid AWS Access Key Id", Supported: "Standard AWS Credentials"},
-			{Name: "secretaccesskey", Required: true, Secret: true, Description: "A valid AWS Secret Access Key", Supported: "Standard AWS Credentials"},
-		},
-		Default: true,
-		Example: Values{"region": "eu-west-1", "accesskey": "AKIAIOSFODNN7EXAMPLE", "secretaccesskey": "<secret access key>"},
+			Variable{Name: "region", Required: true, Endpoint: true, Description: "A valid AWS Region Code", Supported: "AWS Region list"},
+			Variable{Name: "accesskey", Required: true, Description: "A valid AWS Access Key Id", Supported: "Standard AWS Credentials"},
+			Variable{Name: "secretaccesskey", Required: true, Secret: true, Description: "A valid AWS Secret Access Key", Supported: "Standard AWS Credentials"},
+		),
+		Default:        true,
+		Example:        Values{"region": "eu-west-1", "accesskey": "AKIAIOSFODNN7EXAMPLE", "secretaccesskey": "<secret access key>"},
+		CredentialHint: "ECR expects the access key and secret of an IAM user with the AmazonEC2ContainerRegistryReadOnly policy, in the registry's region",
 	}
+}
+
+// Hosts: a configured instance serves its region's private registries,
+// whose account an image names; the default serves public.ecr.aws.
+func (ECR) Hosts(v Values) (show, test string) {
+	if v.Has("region") {
+		return "*.dkr.ecr." + v["region"] + ".amazonaws.com", ""
+	}
+	return "public.ecr.aws", "public.ecr.aws"
 }
 
 // ecrHost matches private ECR registries: <account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn].

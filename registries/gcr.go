@@ -32,18 +32,20 @@ func (GCR) Spec() Spec {
 		Title:       "Google Container Registry",
 		Description: "gcr.io, *.gcr.io and Artifact Registry (*-docker.pkg.dev). Anonymous by default; a service account's client_email and private_key for private images.",
 		// Google's token endpoint and the registry hosts are fixed (TokenURL
-		// is the code's, for tests, not a variable): no variable is an
+		// is the code's, for tests, not a variable): only the proxy is an
 		// Endpoint. clientemail names the account, not a place.
-		Variables: []Variable{
-			{Name: "clientemail", Description: "Service Account Client Email (required for private images access)", Supported: "See Service Account credentials"},
-			{Name: "privatekey", Secret: true, Description: "Service Account Private Key (required for private images access)", Supported: "See Service Account credentials"},
-		},
+		Variables: withProxy(
+			Variable{Name: "clientemail", Description: "Service Account Client Email (required for private images access)", Supported: "See Service Account credentials"},
+			Variable{Name: "privatekey", Secret: true, Description: "Service Account Private Key (required for private images access)", Supported: "See Service Account credentials"},
+		),
 		Rules: []Rule{
 			{If: "clientemail", Needs: []string{"privatekey"}},
 			{If: "privatekey", Needs: []string{"clientemail"}},
 		},
-		Default: true,
-		Example: Values{"clientemail": "tagwatch@my-project.iam.gserviceaccount.com", "privatekey": "-----BEGIN PRIVATE KEY-----\\n…\\n-----END PRIVATE KEY-----\\n"},
+		Default:        true,
+		Host:           "gcr.io",
+		CredentialHint: "Google expects a service account's client_email and private_key, with the Artifact Registry Reader (or Storage Object Viewer for gcr.io) role",
+		Example:        Values{"clientemail": "tagwatch@my-project.iam.gserviceaccount.com", "privatekey": "-----BEGIN PRIVATE KEY-----\\n…\\n-----END PRIVATE KEY-----\\n"},
 	}
 }
 

@@ -14,17 +14,19 @@ func (GHCR) Spec() Spec {
 		Kind:        "ghcr",
 		Title:       "GitHub Container Registry",
 		Description: "ghcr.io. Anonymous by default; a username and a personal access token (read:packages) for private images.",
-		// The host is fixed (ghcr.io): no variable is an Endpoint.
-		Variables: []Variable{
-			{Name: "username", Description: "GitHub username"},
-			{Name: "token", Secret: true, Description: "GitHub token", Supported: "GitHub password or GitHub Personal Token"},
-		},
+		// The host is fixed (ghcr.io): only the proxy is an Endpoint.
+		Variables: withProxy(
+			Variable{Name: "username", Description: "GitHub username"},
+			Variable{Name: "token", Secret: true, Description: "GitHub token", Supported: "GitHub password or GitHub Personal Token"},
+		),
 		Rules: []Rule{
 			{If: "username", Needs: []string{"token"}},
 			{If: "token", Needs: []string{"username"}},
 		},
-		Default: true,
-		Example: Values{"username": "octocat", "token": "<personal access token>"},
+		Default:        true,
+		Host:           "ghcr.io",
+		Example:        Values{"username": "octocat", "token": "<personal access token>"},
+		CredentialHint: "GHCR expects your GitHub username and a personal access token (classic) with the read:packages scope",
 	}
 }
 

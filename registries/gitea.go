@@ -22,16 +22,17 @@ func forgeSpec(kind, title string) Spec {
 		Kind:        kind,
 		Title:       title,
 		Description: "A self-hosted " + title + " instance's container registry: a login and a password or access token (read:package).",
-		Variables: append(urlVariables("Registry URL (e.g. https://"+kind+".example.com)"),
+		Variables: withProxy(append(urlVariables("Registry URL (e.g. https://"+kind+".example.com)"),
 			Variable{Name: "login", Required: true, Description: title + " username", Default: "password must be defined"},
 			Variable{Name: "password", Required: true, Secret: true, Description: title + " password or access token", Default: "login must be defined"},
 			Variable{Name: "auth", Secret: true, Description: "Htpasswd string: base64 of login:password (replaces login and password)", Default: "login/password must not be defined"},
-		),
+		)...),
 		Rules: []Rule{
 			{If: "login", Needs: []string{"password"}},
 			{If: "password", Needs: []string{"login"}},
 			{If: "auth", Excludes: []string{"login", "password"}},
 		},
-		Example: Values{"url": "https://" + kind + ".example.com", "login": "admin", "password": "<access token>"},
+		Example:        Values{"url": "https://" + kind + ".example.com", "login": "admin", "password": "<access token>"},
+		CredentialHint: title + " expects your username and an access token with the read:package scope (or your password)",
 	}
 }

@@ -24,13 +24,14 @@ func (GitLab) Spec() Spec {
 		Kind:        "gitlab",
 		Title:       "GitLab Container Registry",
 		Description: "A GitLab container registry: registry.gitlab.com (authurl https://gitlab.com) or a self-hosted one. The token needs the read_registry scope.",
-		Variables: append(urlVariables("GitLab Registry base URL"),
+		Variables: withProxy(append(urlVariables("GitLab Registry base URL"),
 			// The token goes to authurl (as Basic auth, for a JWT); the JWT
 			// goes to url, which urlVariables already marks.
 			Variable{Name: "authurl", Required: true, Endpoint: true, Description: "GitLab Authentication base URL"},
 			Variable{Name: "token", Required: true, Secret: true, Description: "GitLab Personal Access Token"},
-		),
-		Example: Values{"url": "https://registry.gitlab.com", "authurl": "https://gitlab.com", "token": "<personal access token>"},
+		)...),
+		CredentialHint: "GitLab expects a personal, project or group access token with the read_registry scope, and authurl pointing at GitLab itself",
+		Example:        Values{"url": "https://registry.gitlab.com", "authurl": "https://gitlab.com", "token": "<personal access token>"},
 	}
 }
 

@@ -15,21 +15,23 @@ func (Hub) Spec() Spec {
 		Kind:        "hub",
 		Title:       "Docker Hub",
 		Description: "Docker Hub including private repositories: login + access token (or password), or the base64 auth string of .docker/config.json. Anonymous by default.",
-		// No variable says where the credentials go (Docker Hub's hosts are
-		// fixed, see Serves): none is an Endpoint.
-		Variables: []Variable{
-			{Name: "login", Description: "A valid Docker Hub Login", Default: "token must be defined"},
-			{Name: "password", Secret: true, Description: "A valid Docker Hub Token", Default: "login must be defined"},
-			{Name: "token", Secret: true, AliasOf: "password", Description: "A valid Docker Hub Token (deprecated; replaced by password)", Default: "login must be defined"},
-			{Name: "auth", Secret: true, Description: "A valid Docker Hub Base64 Auth String", Default: "login/token must not be defined"},
-		},
+		// Docker Hub's hosts are fixed (see Serves): only the proxy is an
+		// Endpoint.
+		Variables: withProxy(
+			Variable{Name: "login", Description: "A valid Docker Hub Login", Default: "token must be defined"},
+			Variable{Name: "password", Secret: true, Description: "A valid Docker Hub Token", Default: "login must be defined"},
+			Variable{Name: "token", Secret: true, AliasOf: "password", Description: "A valid Docker Hub Token (deprecated; replaced by password)", Default: "login must be defined"},
+			Variable{Name: "auth", Secret: true, Description: "A valid Docker Hub Base64 Auth String", Default: "login/token must not be defined"},
+		),
 		Rules: []Rule{
 			{If: "login", Needs: []string{"password"}},
 			{If: "password", Needs: []string{"login"}},
 			{If: "auth", Excludes: []string{"login", "password"}},
 		},
-		Default: true,
-		Example: Values{"login": "johndoe", "password": "<access token>"},
+		Default:        true,
+		Host:           DockerHub,
+		Example:        Values{"login": "johndoe", "password": "<access token>"},
+		CredentialHint: "Docker Hub expects your username (not your e-mail) and a personal access token",
 	}
 }
 

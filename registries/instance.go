@@ -93,16 +93,22 @@ func Open(cat Catalog, c Config, o Options) (*Instance, error) {
 	if err != nil {
 		return nil, &FieldError{Registry: c.ID(), Variable: "cafile", Message: err.Error()}
 	}
+	base = withInstanceProxy(base, o.Transport, vals)
 	if vals.Bool("insecure") && o.Warn != nil {
 		o.Warn(c.ID(), "TLS certificate verification is off (insecure: true)")
 	}
 	stats := &Stats{}
 	rt := &instrumented{next: base, stats: stats, pings: newPingCache(10 * time.Minute), maxWait: time.Minute}
-	// A configured url's scheme is the admin's word; an implicit instance's
-	// "https://" is a guess, and go-containerregistry's fallback to http
-	// is what lets it reach a plain-HTTP registry on a private address.
+	// A configured url's scheme is the admin's word, for every host the
+	// instance serves (a Nexus's other connector ports too); an implicit
+	// instance's "https://" is a guess, and go-containerregistry's fallback
+	// to http is what lets it reach a plain-HTTP registry on a private address.
 	if u, _ := parseURL(vals["url"]); u != nil && c.Source != SourceImplicit {
 		rt.scheme, rt.host = u.Scheme, u.Host
+		rt.serves = func(host string) bool { return p.Serves(vals, host) }
+		if spec.URLPath {
+			rt.prefix = apiPrefix(u.Path)
+		}
 	}
 	keys, err := p.Keychain(vals, rt)
 	if err != nil {
@@ -162,6 +168,10 @@ func (in *Instance) Anonymous() bool {
 	}
 	return true
 }
+
+// Hosts returns the host the instance's tile shows and the one a
+// connection test without an image reaches ("" when it needs an image).
+func (in *Instance) Hosts() (show, test string) { return hostsOf(in.provider, in.Values) }
 
 // Host is the host an instance with a url serves, or "" for kinds that
 // serve well-known hosts.
@@ -378,15 +388,33 @@ func (in *Instance) explain(img Image, op string, err error) error {
 					img, op, img.Host, scheme, img.Host, ErrUnauthorized, err)
 			}
 			if in.Anonymous() {
-				return fmt.Errorf("image %s: %s: registry %s requires credentials, and %s has none: give it credentials in the config file or the Settings tab (%w: %v)",
-					img, op, img.Host, in.ID(), ErrUnauthorized, err)
+				return in.hinted(fmt.Errorf("image %s: %s: registry %s requires credentials, and %s has none: give it credentials in the config file or the Settings tab (%w: %v)",
+					img, op, img.Host, in.ID(), ErrUnauthorized, err))
 			}
-			return fmt.Errorf("image %s: %s: registry %s refused the credentials of %s: %w: %v", img, op, img.Host, in.ID(), ErrUnauthorized, err)
+			return in.hinted(fmt.Errorf("image %s: %s: registry %s refused the credentials of %s: %w: %v", img, op, img.Host, in.ID(), ErrUnauthorized, err))
 		case http.StatusNotFound:
 			return fmt.Errorf("image %s: %s: not found on %s: %w", img, op, img.Host, err)
 		}
 	}
 	return fmt.Errorf("image %s: %s via %s: %w", img, op, in.ID(), err)
+}
+
+// hinted adds the kind's CredentialHint to a refusal: the one place where
+// an admin who typed the wrong login learns which one the service wants.
+func (in *Instance) hinted(err error) error {
+	if h := in.spec.CredentialHint; h != "" {
+		return fmt.Errorf("%w. %s", err, h)
+	}
+	return err
+}
+
+// apiPrefix turns a url's path into the path the registry API is served
+// under: "/artifactory/api/docker/docker-local/" and ".../v2" both give
+// "/artifactory/api/docker/docker-local".
+func apiPrefix(path string) string {
+	path = strings.TrimRight(path, "/")
+	path = strings.TrimSuffix(path, "/v2")
+	return strings.TrimRight(path, "/")
 }
 
 // parseURL checks a url variable: http or https, a host, nothing else.

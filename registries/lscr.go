@@ -16,12 +16,14 @@ func (LSCR) Spec() Spec {
 		Kind:        "lscr",
 		Title:       "LinuxServer Container Registry",
 		Description: "lscr.io, with GitHub credentials.",
-		// The host is fixed (lscr.io): no variable is an Endpoint.
-		Variables: []Variable{
-			{Name: "username", Required: true, Description: "GitHub username"},
-			{Name: "token", Required: true, Secret: true, Description: "GitHub token", Supported: "GitHub password or GitHub Personal Token"},
-		},
-		Example: Values{"username": "octocat", "token": "<personal access token>"},
+		// The host is fixed (lscr.io): only the proxy is an Endpoint.
+		Variables: withProxy(
+			Variable{Name: "username", Required: true, Description: "GitHub username"},
+			Variable{Name: "token", Required: true, Secret: true, Description: "GitHub token", Supported: "GitHub password or GitHub Personal Token"},
+		),
+		Host:           "lscr.io",
+		Example:        Values{"username": "octocat", "token": "<personal access token>"},
+		CredentialHint: "LSCR expects your GitHub username and a personal access token (classic) with the read:packages scope",
 	}
 }
 

@@ -19,17 +19,35 @@ func matchSets(t *testing.T) (defaults, full *registries.Set) {
 	if err != nil {
 		t.Fatalf("NewSet(defaults): %v", err)
 	}
-	file := registries.SourceFile
+	file, ui := registries.SourceFile, registries.SourceUI
 	full, err = registries.NewSet(cat, []registries.Config{
 		{Kind: "custom", Name: "shpcr", Source: file, Values: registries.Values{"url": "http://reg.example.com:5000", "login": "seller", "password": "pw"}},
 		{Kind: "custom", Name: "local", Source: file, Values: registries.Values{"url": "http://127.0.0.1:5000"}},
 		{Kind: "gitlab", Name: "main", Source: file, Values: registries.Values{"url": "https://registry.gitlab.example.com", "authurl": "https://gitlab.example.com", "token": "glpat-x"}},
 		{Kind: "gitea", Name: "main", Source: file, Values: registries.Values{"url": "https://gitea.example.com", "login": "admin", "password": "pw"}},
-		{Kind: "forgejo", Name: "codeberg", Source: registries.SourceUI, Values: registries.Values{"url": "https://codeberg.org", "login": "me", "password": "pw"}},
+		{Kind: "forgejo", Name: "codeberg", Source: ui, Values: registries.Values{"url": "https://codeberg.org", "login": "me", "password": "pw"}},
 		{Kind: "acr", Name: "main", Source: file, Values: registries.Values{"clientid": "11111111-2222-3333-4444-555555555555", "clientsecret": "s"}},
 		{Kind: "ecr", Name: "prod", Source: file, Values: registries.Values{"region": "eu-west-1", "accesskey": "AKIAIOSFODNN7EXAMPLE", "secretaccesskey": "s"}},
 		{Kind: "lscr", Name: "main", Source: file, Values: registries.Values{"username": "octocat", "token": "ghp_x"}},
 		{Kind: "hub", Name: "mine", Source: file, Values: registries.Values{"login": "johndoe", "password": "dckr_pat_x"}},
+		// The kinds of issue 16, with regional hosts: an instance narrowed
+		// to a region is listed after one that is not, and still wins its
+		// region's hosts.
+		{Kind: "ocir", Name: "main", Source: file, Values: registries.Values{"namespace": "axaxnpcrorw5", "username": "jane@example.com", "token": "t"}},
+		{Kind: "ocir", Name: "zz-ashburn", Source: file, Values: registries.Values{"region": "us-ashburn-1", "namespace": "axaxnpcrorw5", "username": "jane@example.com", "token": "t"}},
+		{Kind: "alicr", Name: "personal", Source: file, Values: registries.Values{"login": "acme", "password": "pw"}},
+		{Kind: "alicr", Name: "acme", Source: file, Values: registries.Values{"instance": "acme", "region": "cn-hangzhou", "login": "acme", "password": "pw"}},
+		{Kind: "scaleway", Name: "main", Source: file, Values: registries.Values{"secretkey": "s"}},
+		{Kind: "scaleway", Name: "waw", Source: ui, Values: registries.Values{"region": "pl-waw", "secretkey": "s"}},
+		{Kind: "icr", Name: "main", Source: file, Values: registries.Values{"apikey": "k"}},
+		{Kind: "jfrog", Name: "acme", Source: file, Values: registries.Values{"url": "https://acme.jfrog.io", "login": "jane", "password": "pw"}},
+		{Kind: "jfrog", Name: "onprem", Source: file, Values: registries.Values{"url": "https://artifactory.example.com/artifactory/api/docker/docker-local"}},
+		{Kind: "docr", Name: "main", Source: file, Values: registries.Values{"token": "dop_v1_x"}},
+		{Kind: "dhi", Name: "main", Source: file, Values: registries.Values{"login": "johndoe", "password": "dckr_pat_x"}},
+		{Kind: "harbor", Name: "main", Source: file, Values: registries.Values{"url": "https://harbor.example.com", "login": "robot$library+tagwatch", "password": "s"}},
+		{Kind: "nexus", Name: "main", Source: file, Values: registries.Values{"url": "https://nexus.example.com:8082", "ports": "8083", "login": "tagwatch", "password": "pw"}},
+		{Kind: "proget", Name: "main", Source: file, Values: registries.Values{"url": "https://proget.example.com", "apikey": "k"}},
+		{Kind: "linode", Name: "main", Source: file, Values: registries.Values{"url": "https://registry.linode.example.com", "login": "tagwatch", "password": "t"}},
 	}, localOptions())
 	if err != nil {
 		t.Fatalf("NewSet(full): %v", err)
@@ -96,13 +114,59 @@ func TestMatchResolve(t *testing.T) {
 		{ref: "registry.gitlab.example.com/group/project/image:v1", want: "registry.gitlab.example.com/group/project/image:v1", id: "gitlab.main", source: file},
 		{ref: "gitea.example.com/owner/app:1.2", want: "gitea.example.com/owner/app:1.2", id: "gitea.main", source: file},
 		{ref: "codeberg.org/owner/app", want: "codeberg.org/owner/app:latest", id: "forgejo.codeberg", source: ui},
-		{ref: "mcr.microsoft.com/dotnet/runtime:8.0", want: "mcr.microsoft.com/dotnet/runtime:8.0", id: "custom.mcr.microsoft.com", source: impl},
+		{defaultsOnly: true, ref: "codeberg.org/forgejo/forgejo:11", want: "codeberg.org/forgejo/forgejo:11", id: "codeberg.public", source: def},
+		// The kinds of issue 16 on real-looking hosts. Anonymous defaults:
+		{ref: "mcr.microsoft.com/dotnet/runtime:8.0", want: "mcr.microsoft.com/dotnet/runtime:8.0", id: "mcr.public", source: def},
+		{defaultsOnly: true, ref: "mcr.microsoft.com/mssql/server:2022-latest", want: "mcr.microsoft.com/mssql/server:2022-latest", id: "mcr.public", source: def},
+		{ref: "registry.k8s.io/ingress-nginx/controller:v1.11.2", want: "registry.k8s.io/ingress-nginx/controller:v1.11.2", id: "k8s.public", source: def},
+		{ref: "k8s.gcr.io/pause:3.9", want: "k8s.gcr.io/pause:3.9", id: "gcr.public", source: def},
+		{ref: "docker.elastic.co/elasticsearch/elasticsearch:8.15.0", want: "docker.elastic.co/elasticsearch/elasticsearch:8.15.0", id: "elastic.public", source: def},
+		{ref: "oci.trueforge.org/truecharts/jellyfin:10.9.11", want: "oci.trueforge.org/truecharts/jellyfin:10.9.11", id: "trueforge.public", source: def},
+		// OCIR: both host forms; a region's instance wins its region.
+		{ref: "fra.ocir.io/axaxnpcrorw5/app:1.0", want: "fra.ocir.io/axaxnpcrorw5/app:1.0", id: "ocir.main", source: file},
+		{ref: "ocir.eu-frankfurt-1.oci.oraclecloud.com/axaxnpcrorw5/app:1.0", want: "ocir.eu-frankfurt-1.oci.oraclecloud.com/axaxnpcrorw5/app:1.0", id: "ocir.main", source: file},
+		{ref: "iad.ocir.io/axaxnpcrorw5/app:1.0", want: "iad.ocir.io/axaxnpcrorw5/app:1.0", id: "ocir.zz-ashburn", source: file},
+		{ref: "ocir.us-ashburn-1.oci.oraclecloud.com/axaxnpcrorw5/app", want: "ocir.us-ashburn-1.oci.oraclecloud.com/axaxnpcrorw5/app:latest", id: "ocir.zz-ashburn", source: file},
+		{defaultsOnly: true, ref: "fra.ocir.io/axaxnpcrorw5/app:1.0", want: "fra.ocir.io/axaxnpcrorw5/app:1.0", id: "custom.fra.ocir.io", source: impl},
+		// Alibaba: personal and enterprise editions.
+		{ref: "registry.cn-hangzhou.aliyuncs.com/acme/app:2.0", want: "registry.cn-hangzhou.aliyuncs.com/acme/app:2.0", id: "alicr.personal", source: file},
+		{ref: "registry-intl.ap-southeast-1.aliyuncs.com/acme/app", want: "registry-intl.ap-southeast-1.aliyuncs.com/acme/app:latest", id: "alicr.personal", source: file},
+		{ref: "registry-vpc.cn-shanghai.aliyuncs.com/acme/app:2", want: "registry-vpc.cn-shanghai.aliyuncs.com/acme/app:2", id: "alicr.personal", source: file},
+		{ref: "acme-registry.cn-hangzhou.cr.aliyuncs.com/team/app:2.0", want: "acme-registry.cn-hangzhou.cr.aliyuncs.com/team/app:2.0", id: "alicr.acme", source: file},
+		{ref: "acme-registry-vpc.cn-hangzhou.cr.aliyuncs.com/team/app:2.0", want: "acme-registry-vpc.cn-hangzhou.cr.aliyuncs.com/team/app:2.0", id: "alicr.acme", source: file},
+		{ref: "acme-registry.cn-beijing.cr.aliyuncs.com/team/app:2.0", want: "acme-registry.cn-beijing.cr.aliyuncs.com/team/app:2.0", id: "custom.acme-registry.cn-beijing.cr.aliyuncs.com", source: impl},
+		{ref: "other-registry.cn-hangzhou.cr.aliyuncs.com/team/app", want: "other-registry.cn-hangzhou.cr.aliyuncs.com/team/app:latest", id: "custom.other-registry.cn-hangzhou.cr.aliyuncs.com", source: impl},
+		// Scaleway: every region, and a region's own instance.
+		{ref: "rg.fr-par.scw.cloud/acme/app:1.2.3", want: "rg.fr-par.scw.cloud/acme/app:1.2.3", id: "scaleway.main", source: file},
+		{ref: "rg.nl-ams.scw.cloud/acme/app:1.2.3", want: "rg.nl-ams.scw.cloud/acme/app:1.2.3", id: "scaleway.main", source: file},
+		{ref: "rg.pl-waw.scw.cloud/acme/app:1.2.3", want: "rg.pl-waw.scw.cloud/acme/app:1.2.3", id: "scaleway.waw", source: ui},
+		// IBM: global, regional and private endpoints.
+		{ref: "icr.io/acme/app:1", want: "icr.io/acme/app:1", id: "icr.main", source: file},
+		{ref: "us.icr.io/acme/app:1", want: "us.icr.io/acme/app:1", id: "icr.main", source: file},
+		{ref: "jp2.icr.io/acme/app:1", want: "jp2.icr.io/acme/app:1", id: "icr.main", source: file},
+		{ref: "private.de.icr.io/acme/app:1", want: "private.de.icr.io/acme/app:1", id: "icr.main", source: file},
+		{ref: "icr.io.example.com/acme/app:1", want: "icr.io.example.com/acme/app:1", id: "custom.icr.io.example.com", source: impl},
+		// Fixed hosts.
+		{ref: "registry.digitalocean.com/acme/app:1.0.0", want: "registry.digitalocean.com/acme/app:1.0.0", id: "docr.main", source: file},
+		{ref: "dhi.io/python:3.13", want: "dhi.io/python:3.13", id: "dhi.main", source: file},
+		{defaultsOnly: true, ref: "dhi.io/python:3.13", want: "dhi.io/python:3.13", id: "custom.dhi.io", source: impl},
+		// Kinds with a url: JFrog Cloud, an Artifactory API under a path,
+		// Harbor, Nexus's connector ports, ProGet, Linode.
+		{ref: "acme.jfrog.io/docker-local/app:1.0", want: "acme.jfrog.io/docker-local/app:1.0", id: "jfrog.acme", source: file},
+		{ref: "other.jfrog.io/docker-local/app:1.0", want: "other.jfrog.io/docker-local/app:1.0", id: "custom.other.jfrog.io", source: impl},
+		{ref: "artifactory.example.com/app:1.0", want: "artifactory.example.com/app:1.0", id: "jfrog.onprem", source: file},
+		{ref: "harbor.example.com/library/app:1.0", want: "harbor.example.com/library/app:1.0", id: "harbor.main", source: file},
+		{ref: "nexus.example.com:8082/app:1.0", want: "nexus.example.com:8082/app:1.0", id: "nexus.main", source: file},
+		{ref: "nexus.example.com:8083/app:1.0", want: "nexus.example.com:8083/app:1.0", id: "nexus.main", source: file},
+		{ref: "nexus.example.com:8084/app:1.0", want: "nexus.example.com:8084/app:1.0", id: "custom.nexus.example.com:8084", source: impl},
+		{ref: "proget.example.com/docker-feed/app:1.0", want: "proget.example.com/docker-feed/app:1.0", id: "proget.main", source: file},
+		{ref: "registry.linode.example.com/team/app:1.0", want: "registry.linode.example.com/team/app:1.0", id: "linode.main", source: file},
 		// Pinned references keep both the tag and the digest.
 		{ref: "nginx:1.25@" + testDigest, want: "docker.io/library/nginx:1.25@" + testDigest, id: "hub.mine", source: file, tag: "1.25", digest: testDigest},
 		{ref: "ghcr.io/o/r:v2@" + testDigest, want: "ghcr.io/o/r:v2@" + testDigest, id: "ghcr.public", source: def, tag: "v2", digest: testDigest},
 		{ref: "myreg.azurecr.io/team/app:2@" + testDigest, want: "myreg.azurecr.io/team/app:2@" + testDigest, id: "acr.main", source: file, tag: "2", digest: testDigest},
 	}
-	if len(tests) < 35 {
+	if len(tests) < 75 {
 		t.Fatalf("only %d references", len(tests))
 	}
 	for _, tt := range tests {
@@ -222,4 +286,33 @@ func mustParse(t *testing.T, ref string) registries.Image {
 		t.Fatalf("ParseImage(%q): %v", ref, err)
 	}
 	return img
+}
+
+// BenchmarkResolve measures what matching an image to its instance costs
+// with an instance of every kind configured (regional patterns included),
+// over a mix of hosts: the daemon resolves every image of every cycle.
+func BenchmarkResolve(b *testing.B) {
+	t := &testing.T{}
+	_, full := matchSets(t)
+	refs := []string{
+		"nginx:1.27", "ghcr.io/o/r:1", "fra.ocir.io/ns/app:1", "acme-registry.cn-hangzhou.cr.aliyuncs.com/t/a:1",
+		"rg.pl-waw.scw.cloud/a/b:1", "private.de.icr.io/a/b:1", "mcr.microsoft.com/dotnet/runtime:8.0",
+		"registry.k8s.io/pause:3.9", "nexus.example.com:8083/app:1", "artifactory.example.com/app:1",
+	}
+	imgs := make([]registries.Image, len(refs))
+	for i, r := range refs {
+		img, err := registries.ParseImage(r)
+		if err != nil {
+			b.Fatal(err)
+		}
+		imgs[i] = img
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if _, err := full.Resolve(imgs[i%len(imgs)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(full.Instances())), "instances")
 }

@@ -16,19 +16,21 @@ func (Quay) Spec() Spec {
 		Title:       "Quay",
 		Description: "quay.io. Anonymous by default; a robot account (namespace+account and its token) for private images.",
 		// The host is fixed (quay.io), and namespace/account only name the
-		// robot: no variable is an Endpoint.
-		Variables: []Variable{
-			{Name: "namespace", Description: "Quay namespace (the robot account name before the +)"},
-			{Name: "account", Description: "Quay account (the robot account name after the +)"},
-			{Name: "token", Secret: true, Description: "Quay token"},
-		},
+		// robot: only the proxy is an Endpoint.
+		Variables: withProxy(
+			Variable{Name: "namespace", Description: "Quay namespace (the robot account name before the +)"},
+			Variable{Name: "account", Description: "Quay account (the robot account name after the +)"},
+			Variable{Name: "token", Secret: true, Description: "Quay token"},
+		),
 		Rules: []Rule{
 			{If: "namespace", Needs: []string{"account", "token"}},
 			{If: "account", Needs: []string{"namespace", "token"}},
 			{If: "token", Needs: []string{"namespace", "account"}},
 		},
-		Default: true,
-		Example: Values{"namespace": "myorg", "account": "tagwatch", "token": "<robot token>"},
+		Default:        true,
+		Host:           "quay.io",
+		Example:        Values{"namespace": "myorg", "account": "tagwatch", "token": "<robot token>"},
+		CredentialHint: "Quay expects a robot account: namespace and account are its name's parts before and after the +, token its token",
 	}
 }
 

@@ -17,11 +17,11 @@ func Reference(cat Catalog) string {
 		if s.Default {
 			def = "yes, as `" + k + "." + DefaultName + "`"
 		}
-		fmt.Fprintf(&b, "| [`%s`](#registry-%s) | %s | %s |\n", k, k, s.Title, def)
+		fmt.Fprintf(&b, "| [`%s`](#registry-%s) | %s | %s |\n", k, k, mdText(s.Title), def)
 	}
 	for _, k := range cat.Kinds() {
 		s := cat[k].Spec()
-		fmt.Fprintf(&b, "\n#### <a id=\"registry-%s\"></a>`%s`: %s\n\n%s\n\n", k, k, s.Title, s.Description)
+		fmt.Fprintf(&b, "\n#### <a id=\"registry-%s\"></a>`%s`: %s\n\n%s\n\n", k, k, mdText(s.Title), mdText(s.Description))
 		b.WriteString("| variable | required | secret | description | supported values | when missing |\n|---|---|---|---|---|---|\n")
 		for _, v := range s.Variables {
 			req := ""
@@ -36,7 +36,7 @@ func Reference(cat Catalog) string {
 			if v.AliasOf != "" {
 				desc += " (deprecated alias of `" + v.AliasOf + "`)"
 			}
-			fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s | %s |\n", v.Name, req, sec, desc, v.Supported, v.Default)
+			fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s | %s |\n", v.Name, req, sec, mdText(desc), mdText(v.Supported), mdText(v.Default))
 		}
 		if len(s.Rules) > 0 {
 			b.WriteString("\nRules: ")
@@ -61,6 +61,9 @@ func Reference(cat Catalog) string {
 			fmt.Fprintf(&b, "\nSecrets saved in the UI go only where they were saved for: change %s and the UI asks for them again.\n",
 				strings.Join(endpoints, ", "))
 		}
+		if s.CredentialHint != "" {
+			fmt.Fprintf(&b, "\nWhen the registry refuses the credentials, the error adds: %s.\n", mdText(s.CredentialHint))
+		}
 		if len(s.Example) > 0 {
 			keys := make([]string, 0, len(s.Example))
 			for key := range s.Example {
@@ -82,3 +85,8 @@ func Reference(cat Catalog) string {
 	}
 	return b.String()
 }
+
+// mdText escapes what Markdown would take for markup in prose and table
+// cells: placeholders such as <region> would vanish as unknown HTML tags,
+// and a | would split a cell.
+var mdText = strings.NewReplacer("<", "&lt;", ">", "&gt;", "|", `\|`).Replace

@@ -49,6 +49,23 @@ type Spec struct {
 	Default bool
 	// Example is a worked configuration for the README and `config example`.
 	Example Values
+	// Host is the host a kind without a url serves (ghcr.io): what its tile
+	// shows and what a connection test without an image reaches. Kinds
+	// whose hosts follow from their variables implement Hoster instead.
+	Host string
+	// URLPath lets the url end in the path the registry API is served under
+	// (JFrog's /artifactory/api/docker/<repository>, Nexus's
+	// /repository/<repository>): every /v2/ request to the url's host then
+	// goes under that path. Other kinds ignore a path in their url.
+	URLPath bool
+	// CredentialHint names the credentials the service expects ("ICR
+	// expects the login iamapikey…"); it is added to the error when the
+	// registry refuses an instance of the kind.
+	CredentialHint string
+	// Narrowing names the variables that, set, narrow an instance to part
+	// of its kind's hosts (a region): such an instance wins a host over
+	// one of the same kind without them.
+	Narrowing []string
 }
 
 // Variable returns the declaration of the named variable.
@@ -210,6 +227,11 @@ func (s Spec) Validate(id string, in Values) (Values, error) {
 				// It would be shown wherever the url is, and never be used.
 				fail(name, "must not hold credentials; set them in their own variables")
 			}
+		}
+	}
+	if p := out["proxy"]; p != "" {
+		if err := checkProxy(p); err != nil {
+			fail("proxy", "%v", err)
 		}
 	}
 	if v, ok := out["insecure"]; ok {

@@ -59,7 +59,7 @@ func specCases(t *testing.T) map[string][]specCase {
 			}},
 			{name: "no url", vals: v("login", "admin", "password", "pw"), errs: []string{e("url is required")}},
 			{name: "token is not a variable", vals: v("url", url, "login", "admin", "token", "pw"), errs: []string{
-				e("token is not a variable of " + kind + " registries (known: url, cafile, insecure, login, password, auth)"),
+				e("token is not a variable of " + kind + " registries (known: url, cafile, insecure, login, password, auth, proxy)"),
 				e("password must be defined when login is defined"),
 			}},
 		}
@@ -74,7 +74,7 @@ func specCases(t *testing.T) map[string][]specCase {
 			{name: "tenant alone", vals: v("tenantid", "t"), errs: []string{e("acr", "clientid is required"), e("acr", "clientsecret is required")}},
 			{name: "blank is missing", vals: v("clientid", "  ", "clientsecret", "s3cr3t-value"), errs: []string{e("acr", "clientid is required")}},
 			{name: "unknown variable", vals: v("clientid", "id", "clientsecret", "s3cr3t-value", "tenant", "t"), errs: []string{
-				e("acr", "tenant is not a variable of acr registries (known: clientid, clientsecret, tenantid)"),
+				e("acr", "tenant is not a variable of acr registries (known: clientid, clientsecret, tenantid, proxy)"),
 			}},
 		},
 		"custom": {
@@ -103,7 +103,7 @@ func specCases(t *testing.T) map[string][]specCase {
 				e("custom", "auth must decode to login:password; the decoded value has no colon or no login"),
 			}},
 			{name: "unknown variable", vals: v("url", "https://shpcr.io", "username", "me"), errs: []string{
-				e("custom", "username is not a variable of custom registries (known: url, cafile, insecure, login, password, auth)"),
+				e("custom", "username is not a variable of custom registries (known: url, cafile, insecure, login, password, auth, proxy)"),
 			}},
 		},
 		"ecr": {
@@ -112,7 +112,7 @@ func specCases(t *testing.T) map[string][]specCase {
 			{name: "region only", vals: v("region", "eu-west-1"), errs: []string{e("ecr", "accesskey is required"), e("ecr", "secretaccesskey is required")}},
 			{name: "no region", vals: v("accesskey", "AKIAIOSFODNN7EXAMPLE", "secretaccesskey", "s"), errs: []string{e("ecr", "region is required")}},
 			{name: "unknown variable", vals: v("region", "eu-west-1", "accesskey", "a", "secretaccesskey", "s", "sessiontoken", "x"), errs: []string{
-				e("ecr", "sessiontoken is not a variable of ecr registries (known: region, accesskey, secretaccesskey)"),
+				e("ecr", "sessiontoken is not a variable of ecr registries (known: region, accesskey, secretaccesskey, proxy)"),
 			}},
 		},
 		"forgejo": forge("forgejo"),
@@ -129,7 +129,7 @@ func specCases(t *testing.T) map[string][]specCase {
 			{name: "EC key", vals: v("clientemail", "tagwatch@p.iam.gserviceaccount.com", "privatekey", ecKey), errs: []string{
 				e("gcr", "privatekey is PEM but not an RSA private key in PKCS#8 or PKCS#1 form"),
 			}},
-			{name: "unknown variable", vals: v("keyfile", "/etc/key.json"), errs: []string{e("gcr", "keyfile is not a variable of gcr registries (known: clientemail, privatekey)")}},
+			{name: "unknown variable", vals: v("keyfile", "/etc/key.json"), errs: []string{e("gcr", "keyfile is not a variable of gcr registries (known: clientemail, privatekey, proxy)")}},
 		},
 		"ghcr": {
 			{name: "anonymous", vals: v()},
@@ -137,7 +137,7 @@ func specCases(t *testing.T) map[string][]specCase {
 			{name: "username without token", vals: v("username", "octocat"), errs: []string{e("ghcr", "token must be defined when username is defined")}},
 			{name: "token without username", vals: v("token", "ghp_x"), errs: []string{e("ghcr", "username must be defined when token is defined")}},
 			{name: "password is not a variable", vals: v("username", "octocat", "password", "ghp_x"), errs: []string{
-				e("ghcr", "password is not a variable of ghcr registries (known: username, token)"),
+				e("ghcr", "password is not a variable of ghcr registries (known: username, token, proxy)"),
 				e("ghcr", "token must be defined when username is defined"),
 			}},
 		},
@@ -175,7 +175,119 @@ func specCases(t *testing.T) map[string][]specCase {
 				e("hub", "token must not be defined when auth is defined"),
 			}},
 			{name: "auth not base64", vals: v("auth", "%%%"), errs: []string{e("hub", "auth must be base64 of login:password (as in .docker/config.json)")}},
-			{name: "unknown variable", vals: v("username", "johndoe"), errs: []string{e("hub", "username is not a variable of hub registries (known: login, password, token, auth)")}},
+			{name: "unknown variable", vals: v("username", "johndoe"), errs: []string{e("hub", "username is not a variable of hub registries (known: login, password, token, auth, proxy)")}},
+		},
+		"alicr": {
+			{name: "personal edition", vals: v("login", "acme", "password", "registry-pw")},
+			{name: "enterprise edition in a region", vals: v("instance", "acme", "region", "cn-hangzhou", "login", "ram-user@1234567890123456", "password", "registry-pw")},
+			{name: "nothing", vals: v(), errs: []string{e("alicr", "login is required"), e("alicr", "password is required")}},
+			{name: "unknown variable", vals: v("login", "acme", "password", "pw", "namespace", "acme"), errs: []string{
+				e("alicr", "namespace is not a variable of alicr registries (known: instance, region, login, password, proxy)"),
+			}},
+		},
+		"codeberg": {
+			{name: "anonymous", vals: v()},
+			{name: "access token", vals: v("login", "octocat", "password", "cb-token")},
+			{name: "login without token", vals: v("login", "octocat"), errs: []string{e("codeberg", "password must be defined when login is defined")}},
+			{name: "token is not a variable", vals: v("token", "cb-token"), errs: []string{
+				e("codeberg", "token is not a variable of codeberg registries (known: login, password, proxy)"),
+			}},
+		},
+		"dhi": {
+			{name: "hub login and token", vals: v("login", "johndoe", "password", "dckr_pat_x")},
+			{name: "nothing", vals: v(), errs: []string{e("dhi", "login is required"), e("dhi", "password is required")}},
+			{name: "token without login", vals: v("password", "dckr_pat_x"), errs: []string{e("dhi", "login is required")}},
+		},
+		"docr": {
+			{name: "token", vals: v("token", "dop_v1_abc")},
+			{name: "nothing", vals: v(), errs: []string{e("docr", "token is required")}},
+			{name: "login is not a variable", vals: v("login", "me@example.com", "password", "dop_v1_abc"), errs: []string{
+				e("docr", "login is not a variable of docr registries (known: token, proxy)"),
+				e("docr", "password is not a variable of docr registries (known: token, proxy)"),
+				e("docr", "token is required"),
+			}},
+		},
+		"elastic": {
+			{name: "anonymous", vals: v()},
+			{name: "login", vals: v("login", "acme", "password", "pw")},
+			{name: "login alone", vals: v("login", "acme"), errs: []string{e("elastic", "password must be defined when login is defined")}},
+		},
+		"harbor": {
+			{name: "robot account", vals: v("url", "https://harbor.example.com", "login", "robot$library+tagwatch", "password", "robot-secret")},
+			{name: "user", vals: v("url", "https://harbor.example.com", "login", "admin", "password", "Harbor12345")},
+			{name: "public projects", vals: v("url", "https://harbor.example.com")},
+			{name: "nothing", vals: v(), errs: []string{e("harbor", "url is required")}},
+			{name: "robot without secret", vals: v("url", "https://harbor.example.com", "login", "robot$library+tagwatch"), errs: []string{
+				e("harbor", "password must be defined when login is defined"),
+			}},
+		},
+		"icr": {
+			{name: "api key", vals: v("apikey", "ibm-api-key")},
+			{name: "nothing", vals: v(), errs: []string{e("icr", "apikey is required")}},
+			{name: "login and password are not variables", vals: v("login", "iamapikey", "password", "ibm-api-key"), errs: []string{
+				e("icr", "login is not a variable of icr registries (known: apikey, proxy)"),
+				e("icr", "password is not a variable of icr registries (known: apikey, proxy)"),
+				e("icr", "apikey is required"),
+			}},
+		},
+		"jfrog": {
+			{name: "cloud", vals: v("url", "https://acme.jfrog.io", "login", "jane@example.com", "password", "identity-token")},
+			{name: "API under a path", vals: v("url", "https://artifactory.example.com/artifactory/api/docker/docker-local", "login", "jane", "password", "pw")},
+			{name: "anonymous", vals: v("url", "https://acme.jfrog.io")},
+			{name: "nothing", vals: v(), errs: []string{e("jfrog", "url is required")}},
+		},
+		"k8s": {
+			{name: "anonymous", vals: v()},
+			{name: "through a proxy", vals: v("proxy", "http://proxy.lan:3128")},
+			{name: "no credentials", vals: v("login", "x"), errs: []string{e("k8s", "login is not a variable of k8s registries (known: proxy)")}},
+		},
+		"linode": {
+			{name: "token", vals: v("url", "https://registry.example.com", "login", "tagwatch", "password", "token")},
+			{name: "nothing", vals: v(), errs: []string{e("linode", "url is required")}},
+		},
+		"mcr": {
+			{name: "anonymous", vals: v()},
+			{name: "direct", vals: v("proxy", "none")},
+		},
+		"nexus": {
+			{name: "connector ports", vals: v("url", "https://nexus.example.com:8082", "ports", "8083, 8084", "login", "tagwatch", "password", "pw")},
+			{name: "repository path", vals: v("url", "https://nexus.example.com/repository/docker-hosted", "login", "tagwatch", "password", "pw")},
+			{name: "anonymous", vals: v("url", "https://nexus.example.com:8082")},
+			{name: "bad port", vals: v("url", "https://nexus.example.com:8082", "ports", "8083, docker"), errs: []string{
+				e("nexus", `ports "docker" is not a port number (1-65535); list ports as 8083, 8084`),
+			}},
+			{name: "port out of range", vals: v("url", "https://nexus.example.com:8082", "ports", "70000"), errs: []string{
+				e("nexus", `ports "70000" is not a port number (1-65535); list ports as 8083, 8084`),
+			}},
+		},
+		"ocir": {
+			{name: "region key", vals: v("region", "fra", "namespace", "axaxnpcrorw5", "username", "jane@example.com", "token", "auth-token")},
+			{name: "every region", vals: v("namespace", "axaxnpcrorw5", "username", "oracleidentitycloudservice/jane@example.com", "token", "auth-token")},
+			{name: "nothing", vals: v(), errs: []string{e("ocir", "namespace is required"), e("ocir", "username is required"), e("ocir", "token is required")}},
+			{name: "password is not a variable", vals: v("namespace", "ns", "username", "jane", "password", "pw"), errs: []string{
+				e("ocir", "password is not a variable of ocir registries (known: region, namespace, username, token, proxy)"),
+				e("ocir", "token is required"),
+			}},
+		},
+		"proget": {
+			{name: "user", vals: v("url", "https://proget.example.com", "login", "tagwatch", "password", "pw")},
+			{name: "api key", vals: v("url", "https://proget.example.com", "apikey", "api-key")},
+			{name: "api key and login", vals: v("url", "https://proget.example.com", "apikey", "api-key", "login", "tagwatch"), errs: []string{
+				e("proget", "password must be defined when login is defined"),
+				e("proget", "login must not be defined when apikey is defined"),
+			}},
+			{name: "nothing", vals: v(), errs: []string{e("proget", "url is required")}},
+		},
+		"scaleway": {
+			{name: "region", vals: v("region", "fr-par", "secretkey", "scw-secret")},
+			{name: "every region", vals: v("secretkey", "scw-secret")},
+			{name: "nothing", vals: v(), errs: []string{e("scaleway", "secretkey is required")}},
+			{name: "access key is not a variable", vals: v("accesskey", "SCWXXXXXXXXXXXXXXXXX", "secretkey", "scw-secret"), errs: []string{
+				e("scaleway", "accesskey is not a variable of scaleway registries (known: region, secretkey, proxy)"),
+			}},
+		},
+		"trueforge": {
+			{name: "anonymous", vals: v()},
 		},
 		"lscr": {
 			{name: "token", vals: v("username", "octocat", "token", "ghp_x")},
@@ -203,7 +315,7 @@ func specCases(t *testing.T) map[string][]specCase {
 				e("quay", "namespace must be defined when token is defined"),
 			}},
 			{name: "unknown variable", vals: v("namespace", "myorg", "account", "tagwatch", "token", "robot-token", "robot", "myorg+tagwatch"), errs: []string{
-				e("quay", "robot is not a variable of quay registries (known: namespace, account, token)"),
+				e("quay", "robot is not a variable of quay registries (known: namespace, account, token, proxy)"),
 			}},
 		},
 	}
@@ -316,7 +428,7 @@ func TestSpecValidateDirect(t *testing.T) {
 	if !errors.As(err, &ve) || len(ve) != 3 {
 		t.Fatalf("Validate = %v; want three FieldErrors in one ValidationError", err)
 	}
-	if got, want := err.Error(), "registry hub.public: colour is not a variable of hub registries (known: login, password, token, auth); "+
+	if got, want := err.Error(), "registry hub.public: colour is not a variable of hub registries (known: login, password, token, auth, proxy); "+
 		"registry hub.public: password must be defined when login is defined; "+
 		"registry hub.public: login must not be defined when auth is defined"; got != want {
 		t.Errorf("ValidationError text\n %q\nwant\n %q", got, want)
@@ -327,9 +439,9 @@ func TestSpecValidateDirect(t *testing.T) {
 }
 
 func TestSpecUnknownKind(t *testing.T) {
-	_, err := registries.Open(registries.DefaultCatalog(), registries.Config{Kind: "harbor", Name: "x", Source: registries.SourceFile}, localOptions())
-	if err == nil || !strings.Contains(err.Error(), `unknown registry kind "harbor"`) || !strings.Contains(err.Error(), "quay") {
-		t.Fatalf("Open(harbor) = %v; want an error naming the known kinds", err)
+	_, err := registries.Open(registries.DefaultCatalog(), registries.Config{Kind: "artifacthub", Name: "x", Source: registries.SourceFile}, localOptions())
+	if err == nil || !strings.Contains(err.Error(), `unknown registry kind "artifacthub"`) || !strings.Contains(err.Error(), "quay") {
+		t.Fatalf("Open(artifacthub) = %v; want an error naming the known kinds", err)
 	}
 }
 
@@ -351,7 +463,9 @@ func TestSpecDefaults(t *testing.T) {
 			t.Errorf("default %s has credentials", c.ID())
 		}
 	}
-	if want := []string{"ecr.public", "gcr.public", "ghcr.public", "hub.public", "quay.public"}; !slices.Equal(ids, want) {
+	want := []string{"codeberg.public", "ecr.public", "elastic.public", "gcr.public", "ghcr.public", "hub.public",
+		"k8s.public", "mcr.public", "quay.public", "trueforge.public"}
+	if !slices.Equal(ids, want) {
 		t.Errorf("Defaults = %v; want %v", ids, want)
 	}
 }
@@ -445,6 +559,9 @@ func TestSpecPublicHidesSecrets(t *testing.T) {
 		"acr": {"clientsecret"}, "custom": {"auth", "password"}, "ecr": {"secretaccesskey"},
 		"forgejo": {"auth", "password"}, "gcr": {"privatekey"}, "ghcr": {"token"}, "gitea": {"auth", "password"},
 		"gitlab": {"token"}, "hub": {"auth", "password", "token"}, "lscr": {"token"}, "quay": {"token"},
+		"alicr": {"password"}, "codeberg": {"password"}, "dhi": {"password"}, "docr": {"token"}, "elastic": {"password"},
+		"harbor": {"password"}, "icr": {"apikey"}, "jfrog": {"password"}, "k8s": nil, "linode": {"password"}, "mcr": nil,
+		"nexus": {"password"}, "ocir": {"token"}, "proget": {"apikey", "password"}, "scaleway": {"secretkey"}, "trueforge": nil,
 	}
 	for _, kind := range cat.Kinds() {
 		var secrets []string
@@ -464,10 +581,15 @@ func TestSpecPublicHidesSecrets(t *testing.T) {
 // secrets go: a saved secret is only reused while they keep their values.
 func TestSpecEndpoints(t *testing.T) {
 	cat := registries.DefaultCatalog()
+	url := []string{"url", "cafile", "insecure", "proxy"}
 	want := map[string][]string{
-		"acr": {"tenantid"}, "custom": {"url", "cafile", "insecure"}, "ecr": {"region"},
-		"forgejo": {"url", "cafile", "insecure"}, "gcr": nil, "ghcr": nil, "gitea": {"url", "cafile", "insecure"},
-		"gitlab": {"url", "cafile", "insecure", "authurl"}, "hub": nil, "lscr": nil, "quay": nil,
+		"acr": {"tenantid", "proxy"}, "alicr": {"instance", "region", "proxy"}, "codeberg": {"proxy"},
+		"custom": url, "dhi": {"proxy"}, "docr": {"proxy"}, "ecr": {"region", "proxy"}, "elastic": {"proxy"},
+		"forgejo": url, "gcr": {"proxy"}, "ghcr": {"proxy"}, "gitea": url,
+		"gitlab": {"url", "cafile", "insecure", "authurl", "proxy"}, "harbor": url, "hub": {"proxy"},
+		"icr": {"proxy"}, "jfrog": url, "k8s": {"proxy"}, "linode": url, "lscr": {"proxy"}, "mcr": {"proxy"},
+		"nexus": {"url", "cafile", "insecure", "ports", "proxy"}, "ocir": {"region", "proxy"}, "proget": url,
+		"quay": {"proxy"}, "scaleway": {"region", "proxy"}, "trueforge": {"proxy"},
 	}
 	for _, kind := range cat.Kinds() {
 		var got []string
@@ -485,12 +607,40 @@ func TestSpecEndpoints(t *testing.T) {
 	}
 }
 
+// TestSpecDeclarations holds every kind to what the settings page and the
+// README need of it: a worked example that validates, a hint wherever it
+// takes a secret, and a host to show on its tile.
+func TestSpecDeclarations(t *testing.T) {
+	cat := registries.DefaultCatalog()
+	for _, kind := range cat.Kinds() {
+		spec := cat[kind].Spec()
+		if spec.Kind != kind || spec.Title == "" || spec.Description == "" {
+			t.Errorf("%s: kind %q, title %q, description %q", kind, spec.Kind, spec.Title, spec.Description)
+		}
+		if len(spec.Example) > 0 {
+			if _, err := spec.Validate(kind+".main", spec.Example); err != nil {
+				t.Errorf("%s: the README's example does not validate: %v", kind, err)
+			}
+		}
+		secret := slices.ContainsFunc(spec.Variables, func(v registries.Variable) bool { return v.Secret })
+		if secret != (spec.CredentialHint != "") {
+			t.Errorf("%s: takes a secret %v, has a credential hint %q: want both or neither", kind, secret, spec.CredentialHint)
+		}
+		if secret && len(spec.Example) == 0 {
+			t.Errorf("%s takes credentials but shows no example", kind)
+		}
+		if show, _ := cat.Hosts(kind, spec.Example); show == "" {
+			t.Errorf("%s: its tile shows no host for %v", kind, spec.Example)
+		}
+	}
+}
+
 // TestSpecEndpointNames guards kinds added later: a variable whose name says
 // it is a place (a url, a tenant, a CA…) must be declared Endpoint, or a
 // saved secret would follow it to a new value.
 func TestSpecEndpointNames(t *testing.T) {
 	places := []string{"url", "authurl", "tokenurl", "endpoint", "host", "server", "proxy", "cafile", "insecure",
-		"region", "tenant", "tenantid", "authority", "domain"}
+		"region", "tenant", "tenantid", "authority", "domain", "instance", "ports", "port"}
 	cat := registries.DefaultCatalog()
 	for _, kind := range cat.Kinds() {
 		for _, v := range cat[kind].Spec().Variables {
@@ -527,7 +677,9 @@ func TestSpecChangedEndpoints(t *testing.T) {
 		{"acr tenant set", "acr", registries.Values{"clientid": "id"}, registries.Values{"clientid": "id", "tenantid": "t"}, []string{"tenantid"}},
 		{"acr tenant changed", "acr", registries.Values{"tenantid": "a"}, registries.Values{"tenantid": "b"}, []string{"tenantid"}},
 		{"ecr region", "ecr", registries.Values{"region": "eu-west-1"}, registries.Values{"region": "us-east-1"}, []string{"region"}},
-		{"hub has no endpoint", "hub", registries.Values{"login": "a"}, registries.Values{"login": "b"}, nil},
+		{"hub has no endpoint but its proxy", "hub", registries.Values{"login": "a"}, registries.Values{"login": "b"}, nil},
+		{"a proxy added", "hub", registries.Values{"login": "a"}, registries.Values{"login": "a", "proxy": "http://evil.example:3128"}, []string{"proxy"}},
+		{"ocir region", "ocir", registries.Values{"region": "fra"}, registries.Values{"region": "iad"}, []string{"region"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := cat[tc.kind].Spec().ChangedEndpoints(tc.saved, tc.next)
@@ -535,5 +687,42 @@ func TestSpecChangedEndpoints(t *testing.T) {
 				t.Errorf("ChangedEndpoints = %v; want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestCatalogHosts: the host a tile shows, and the one a connection test
+// without an image reaches.
+func TestCatalogHosts(t *testing.T) {
+	cat := registries.DefaultCatalog()
+	for _, tc := range []struct {
+		kind       string
+		vals       registries.Values
+		show, test string
+	}{
+		{"hub", nil, "docker.io", "docker.io"},
+		{"mcr", nil, "mcr.microsoft.com", "mcr.microsoft.com"},
+		{"k8s", nil, "registry.k8s.io", "registry.k8s.io"},
+		{"codeberg", nil, "codeberg.org", "codeberg.org"},
+		{"docr", registries.Values{"token": "x"}, "registry.digitalocean.com", "registry.digitalocean.com"},
+		{"icr", registries.Values{"apikey": "x"}, "icr.io", "icr.io"},
+		{"ocir", registries.Values{"region": "fra"}, "fra.ocir.io", "fra.ocir.io"},
+		{"ocir", registries.Values{"region": "eu-frankfurt-1"}, "fra.ocir.io", "fra.ocir.io"},
+		{"ocir", nil, "*.ocir.io", ""},
+		{"scaleway", registries.Values{"region": "nl-ams"}, "rg.nl-ams.scw.cloud", "rg.nl-ams.scw.cloud"},
+		{"scaleway", nil, "rg.*.scw.cloud", ""},
+		{"alicr", registries.Values{"region": "cn-hangzhou"}, "registry.cn-hangzhou.aliyuncs.com", "registry.cn-hangzhou.aliyuncs.com"},
+		{"alicr", registries.Values{"instance": "acme", "region": "cn-hangzhou"}, "acme-registry.cn-hangzhou.cr.aliyuncs.com", "acme-registry.cn-hangzhou.cr.aliyuncs.com"},
+		{"alicr", registries.Values{"instance": "acme"}, "acme-registry.*.cr.aliyuncs.com", ""},
+		{"ecr", registries.Values{"region": "eu-west-1"}, "*.dkr.ecr.eu-west-1.amazonaws.com", ""},
+		{"ecr", nil, "public.ecr.aws", "public.ecr.aws"},
+		{"acr", nil, "*.azurecr.io", ""},
+		{"jfrog", registries.Values{"url": "https://artifactory.example.com/artifactory/api/docker/docker-local"}, "artifactory.example.com", "artifactory.example.com"},
+		{"nexus", registries.Values{"url": "https://nexus.example.com:8082", "ports": "8083"}, "nexus.example.com:8082", "nexus.example.com:8082"},
+		{"nope", nil, "", ""},
+	} {
+		show, test := cat.Hosts(tc.kind, tc.vals)
+		if show != tc.show || test != tc.test {
+			t.Errorf("Hosts(%s, %v) = %q, %q; want %q, %q", tc.kind, tc.vals, show, test, tc.show, tc.test)
+		}
 	}
 }

@@ -83,8 +83,9 @@ var requestClassNames = [numRequestClasses]string{"ping", "token", "tags", "mani
 
 func (c RequestClass) String() string { return requestClassNames[c] }
 
-func classify(r *http.Request) RequestClass {
-	p := r.URL.Path
+func classify(r *http.Request) RequestClass { return classifyPath(r.URL.Path) }
+
+func classifyPath(p string) RequestClass {
 	switch {
 	case p == "/v2/" || p == "/v2":
 		return RequestPing
@@ -94,8 +95,13 @@ func classify(r *http.Request) RequestClass {
 		return RequestTags
 	case strings.Contains(p, "/manifests/"):
 		return RequestManifest
-	default:
+	case strings.Contains(p, "/blobs/"), strings.Contains(p, "/referrers/"), p == "/v2/_catalog":
 		return RequestOther
+	default:
+		// Not the distribution API: a token endpoint beside it, as
+		// JFrog's and Codeberg's /v2/token, DigitalOcean's
+		// /v2/registry/auth or ProGet's /v2/_auth.
+		return RequestToken
 	}
 }
 
@@ -208,6 +214,12 @@ type instrumented struct {
 	// registry, and falls back to plain HTTP (credentials in clear, a
 	// confusing 400) when an https one fails certificate checks.
 	scheme, host string
+	// serves reports the other hosts scheme applies to: every host the
+	// instance serves (a Nexus's other connector ports).
+	serves func(host string) bool
+	// prefix, when set, is the path the registry API is served under on
+	// host (Spec.URLPath): /v2/… requests there go to prefix/v2/….
+	prefix string
 	// maxWait caps how long one Retry-After is honoured; a registry asking
 	// for more gets its 429 passed on as an error for this image.
 	maxWait time.Duration
@@ -222,7 +234,7 @@ type instrumented struct {
 const maxRetries = 4
 
 func (t *instrumented) RoundTrip(r *http.Request) (*http.Response, error) {
-	if t.scheme != "" && r.URL.Scheme != t.scheme && strings.EqualFold(r.URL.Host, t.host) {
+	if t.scheme != "" && r.URL.Scheme != t.scheme && t.own(r.URL.Host) {
 		r = r.Clone(r.Context())
 		r.URL.Scheme = t.scheme
 	}
@@ -231,6 +243,15 @@ func (t *instrumented) RoundTrip(r *http.Request) (*http.Response, error) {
 		r.URL.Host, r.Host = real, real
 	}
 	class := classify(r)
+	if t.prefix != "" && strings.EqualFold(r.URL.Host, t.host) {
+		if rest, ok := strings.CutPrefix(r.URL.Path, t.prefix); ok && isAPIPath(rest) {
+			// Already under the prefix: a Link header the registry wrote.
+			class = classifyPath(rest)
+		} else if isAPIPath(r.URL.Path) {
+			r = r.Clone(r.Context())
+			r.URL.Path, r.URL.RawPath = t.prefix+r.URL.Path, ""
+		}
+	}
 	if class == RequestPing && r.Method == http.MethodGet && r.Header.Get("Authorization") == "" {
 		if res, ok := t.pings.get(r); ok {
 			t.stats.served.Add(1)
@@ -279,6 +300,14 @@ func (t *instrumented) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	return res, nil
 }
+
+// own reports whether host is one the instance's url speaks for.
+func (t *instrumented) own(host string) bool {
+	return strings.EqualFold(host, t.host) || (t.serves != nil && t.serves(host))
+}
+
+// isAPIPath reports whether p is on the registry API: /v2 or below.
+func isAPIPath(p string) bool { return p == "/v2" || strings.HasPrefix(p, "/v2/") }
 
 // pause holds every request of the instance until wait has passed: a
 // registry that answered 429 is asking the client, not the request, to slow down.

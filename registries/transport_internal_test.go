@@ -51,3 +51,46 @@ func TestParseRateLimit(t *testing.T) {
 		}
 	}
 }
+
+func TestClassifyPath(t *testing.T) {
+	for p, want := range map[string]RequestClass{
+		"/v2/":                               RequestPing,
+		"/v2":                                RequestPing,
+		"/token":                             RequestToken,
+		"/service/token":                     RequestToken,
+		"/v2/token":                          RequestToken,
+		"/v2/registry/auth":                  RequestToken,
+		"/v2/_auth":                          RequestToken,
+		"/artifactory/api/docker/x/v2/token": RequestToken,
+		"/v2/team/app/tags/list":             RequestTags,
+		"/v2/library/token/tags/list":        RequestTags,
+		"/v2/team/app/manifests/1.0.0":       RequestManifest,
+		"/v2/token/manifests/sha256:0123":    RequestManifest,
+		"/v2/team/app/blobs/sha256:0123":     RequestOther,
+		"/v2/team/app/blobs/uploads/":        RequestOther,
+		"/v2/team/app/referrers/sha256:0123": RequestOther,
+		"/v2/_catalog":                       RequestOther,
+	} {
+		if got := classifyPath(p); got != want {
+			t.Errorf("classifyPath(%q) = %s; want %s", p, got, want)
+		}
+	}
+}
+
+// TestAPIPrefix: a url's path, as admins write it, gives the path the API
+// is served under.
+func TestAPIPrefix(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                                      "",
+		"/":                                     "",
+		"/artifactory/api/docker/docker-local":  "/artifactory/api/docker/docker-local",
+		"/artifactory/api/docker/docker-local/": "/artifactory/api/docker/docker-local",
+		"/repository/docker-hosted/v2":          "/repository/docker-hosted",
+		"/repository/docker-hosted/v2/":         "/repository/docker-hosted",
+		"/v2/":                                  "",
+	} {
+		if got := apiPrefix(in); got != want {
+			t.Errorf("apiPrefix(%q) = %q; want %q", in, got, want)
+		}
+	}
+}

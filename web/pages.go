@@ -189,6 +189,9 @@ type registriesPage struct {
 	// NeedSecrets counts the tiles whose saved secrets this daemon's key
 	// cannot decrypt.
 	NeedSecrets int
+	// Defaults are the titles of the kinds present anonymously with no
+	// configuration, for the page's introduction.
+	Defaults string
 }
 
 func (s *Server) kinds() []kindCard {
@@ -201,13 +204,26 @@ func (s *Server) kinds() []kindCard {
 	return out
 }
 
+// defaultTitles lists the default kinds' titles: "Docker Hub, GHCR … and Quay".
+func (s *Server) defaultTitles() string {
+	cat := s.Registries.Catalog()
+	var titles []string
+	for _, c := range registries.Defaults(cat) {
+		titles = append(titles, cat[c.Kind].Spec().Title)
+	}
+	if len(titles) < 2 {
+		return strings.Join(titles, "")
+	}
+	return strings.Join(titles[:len(titles)-1], ", ") + " and " + titles[len(titles)-1]
+}
+
 func (s *Server) registriesPage(w http.ResponseWriter, r *http.Request) {
 	tiles, err := s.listRegistries()
 	if err != nil {
 		s.errorPage(w, r, err)
 		return
 	}
-	p := registriesPage{base: base{Title: "Registries", Page: "settings"}, Tiles: tiles, Kinds: s.kinds()}
+	p := registriesPage{base: base{Title: "Registries", Page: "settings"}, Tiles: tiles, Kinds: s.kinds(), Defaults: s.defaultTitles()}
 	q := r.URL.Query()
 	for _, t := range tiles {
 		if len(t.NeedsSecrets) > 0 {
@@ -529,10 +545,14 @@ func shortDigest(d string) string {
 	return algo + ":" + hex[:12]
 }
 
-// monograms are the kinds' marks on the tiles.
+// monograms are the kinds' marks on the tiles; app.css gives each its colour
+// (.k-<kind>).
 var monograms = map[string]string{
 	"acr": "Az", "custom": "R", "ecr": "EC", "forgejo": "Fj", "gcr": "G", "ghcr": "GH",
 	"gitea": "Gt", "gitlab": "GL", "hub": "D", "lscr": "LS", "quay": "Q",
+	"alicr": "Ali", "codeberg": "Cb", "dhi": "DHI", "docr": "DO", "elastic": "El", "harbor": "Hb",
+	"icr": "IBM", "jfrog": "JF", "k8s": "K8s", "linode": "Li", "mcr": "MS", "nexus": "Nx",
+	"ocir": "OCI", "proget": "PG", "scaleway": "Sw", "trueforge": "TF",
 }
 
 func mark(kind string) string {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -66,36 +65,6 @@ func (r rateLimitView) WindowText() string {
 		return fmt.Sprintf("%d h", d/time.Hour)
 	}
 	return d.String()
-}
-
-// wellKnownHosts are the hosts the kinds without a url serve, for the tiles
-// and for a connection test that names no image.
-var wellKnownHosts = map[string]string{
-	"hub":  registries.DockerHub,
-	"ghcr": "ghcr.io",
-	"quay": "quay.io",
-	"lscr": "lscr.io",
-	"gcr":  "gcr.io",
-}
-
-// hosts returns the host a tile shows and the host a connection test may
-// reach without being told; test is "" for kinds that serve hosts of the
-// admin's own (ACR, private ECR), where a test needs an image.
-func hosts(kind string, vals registries.Values) (show, test string) {
-	if u, err := url.Parse(vals["url"]); err == nil && u.Host != "" {
-		return u.Host, u.Host
-	}
-	switch kind {
-	case "ecr":
-		if vals.Has("region") {
-			return "*.dkr.ecr." + vals["region"] + ".amazonaws.com", ""
-		}
-		return "public.ecr.aws", "public.ecr.aws"
-	case "acr":
-		return "*.azurecr.io", ""
-	}
-	h := wellKnownHosts[kind]
-	return h, h
 }
 
 // isDefault reports whether kind.name is one of the default anonymous
@@ -177,7 +146,7 @@ func findRecord(recs []store.Registry, kind, name string) *store.Registry {
 func (s *Server) viewOf(in *registries.Instance, rec *store.Registry, tests map[string]store.RegistryTest) registryView {
 	vals, secrets := in.Public()
 	sort.Strings(secrets)
-	show, _ := hosts(in.Kind, in.Values)
+	show, _ := in.Hosts()
 	v := registryView{
 		Kind:      in.Kind,
 		Name:      in.Name,
@@ -198,7 +167,7 @@ func (s *Server) viewOf(in *registries.Instance, rec *store.Registry, tests map[
 }
 
 func (s *Server) viewOfRecord(rec store.Registry, tests map[string]store.RegistryTest) registryView {
-	show, _ := hosts(rec.Kind, rec.Values)
+	show, _ := s.Registries.Catalog().Hosts(rec.Kind, rec.Values)
 	v := registryView{
 		Kind:      rec.Kind,
 		Name:      rec.Name,
@@ -619,9 +588,9 @@ func runTest(ctx context.Context, inst *registries.Instance, image string) testV
 			tv.Tags = tags
 			return err
 		}
-		_, host := hosts(inst.Kind, inst.Values)
+		_, host := inst.Hosts()
 		if host == "" {
-			return fmt.Errorf("%s registries serve hosts of your own: name a test image (host/repository) to test this one", inst.Kind)
+			return fmt.Errorf("%s serves more than one host: name a test image (host/repository) to test it", inst.ID())
 		}
 		return inst.Test(ctx, host, "")
 	}()

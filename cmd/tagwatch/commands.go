@@ -125,7 +125,10 @@ Flags:
 	if err := web.CheckListen(cfg.Web.Listen, cfg.Web.Auth.Enabled(), cfg.Web.AllowRemote); err != nil {
 		errs = append(errs, &config.Error{Origin: cfg.Where("web.listen"), Field: "web.listen", Msg: cfg.Web.Listen + ": " + err.Error()})
 	}
-	set, err := registries.NewSet(cat, cfg.Registries, registries.Options{Platform: *plat})
+	set, err := registries.NewSet(cat, cfg.Registries, registries.Options{
+		Transport: registries.NewTransportFromEnv(func(k string) string { return envOr(environ, k, "") }),
+		Platform:  *plat,
+	})
 	if err != nil {
 		errs = append(errs, placeErrs(cfg, err))
 	}

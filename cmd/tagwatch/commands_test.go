@@ -76,7 +76,7 @@ func TestUsageErrors(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	out, errOut, code := tagwatch(t, nil, "config", "validate", "--config", "../../config.example.yml")
-	if code != 0 || out != "ok: 8 registries, 1 watcher, 4 images\n" {
+	if code != 0 || out != "ok: 13 registries, 1 watcher, 4 images\n" {
 		t.Errorf("the example: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
 
@@ -84,7 +84,7 @@ func TestConfigValidate(t *testing.T) {
 	env := []string{"TAGWATCH_IMAGES=nginx:1.25,redis:7", "TAGWATCH_WATCHER_NAS_HOST=tcp://nas.lan:2376",
 		"TAGWATCH_REGISTRY_CUSTOM_LAN_URL=http://192.168.1.10:5000"}
 	out, errOut, code = tagwatch(t, env, "config", "validate")
-	if code != 0 || out != "ok: 6 registries, 1 watcher, 2 images\n" {
+	if code != 0 || out != "ok: 11 registries, 1 watcher, 2 images\n" {
 		t.Errorf("environment only: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
 

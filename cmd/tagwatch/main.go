@@ -129,8 +129,9 @@ Flags:
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	set, err := registries.NewSet(cat, cfg.Registries, registries.Options{
-		Platform: *plat,
-		Warn:     func(id, msg string) { log.Warn(msg, "registry", id) },
+		Transport: registries.NewTransportFromEnv(func(k string) string { return envOr(environ, k, "") }),
+		Platform:  *plat,
+		Warn:      func(id, msg string) { log.Warn(msg, "registry", id) },
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "tagwatch: %v\n", err)

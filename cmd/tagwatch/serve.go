@@ -41,8 +41,9 @@ func runServe(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 Runs the daemon: watches the Docker engines and the images listed in the
 config, checks them on schedule (and on start), keeps the results in the
 bbolt file, and serves the web UI and the JSON API. With no configuration it
-watches the local Docker engine (when its socket is there) through the five
-default anonymous registries.
+watches the local Docker engine (when its socket is there) through the ten
+default anonymous registries. Registry requests go through the proxy that
+HTTPS_PROXY, HTTP_PROXY and NO_PROXY name, unless an instance has its own.
 
 Flags:
 `)
@@ -93,7 +94,10 @@ Flags:
 		log.Error("saved secrets cannot be decrypted", "err", err)
 	}
 
-	live, err := openRegistries(st, cat, cfg, *plat, log)
+	// The registries' proxy comes from the environment serve was given
+	// (HTTPS_PROXY, HTTP_PROXY, NO_PROXY), like its TAGWATCH_* settings.
+	tr := registries.NewTransportFromEnv(func(k string) string { return envOr(environ, k, "") })
+	live, err := openRegistries(st, cat, cfg, *plat, tr, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "tagwatch: %v\n", err)
 		return exitUsage
@@ -212,10 +216,11 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 // openRegistries builds the running registry set from the config file and the
 // instances saved in the UI. A saved instance that no longer validates is
 // logged and left out rather than keeping the daemon from starting.
-func openRegistries(st *store.Store, cat registries.Catalog, cfg *config.Config, plat v1.Platform, log *slog.Logger) (*registries.Live, error) {
+func openRegistries(st *store.Store, cat registries.Catalog, cfg *config.Config, plat v1.Platform, tr *http.Transport, log *slog.Logger) (*registries.Live, error) {
 	opts := registries.Options{
-		Platform: plat,
-		Warn:     func(id, msg string) { log.Warn(msg, "registry", id) },
+		Transport: tr,
+		Platform:  plat,
+		Warn:      func(id, msg string) { log.Warn(msg, "registry", id) },
 	}
 	saved, err := st.Registries()
 	if err != nil {

@@ -48,6 +48,9 @@ type Issuer struct {
 	// Grant, when set, decides which of the requested actions a good user
 	// gets on a resource; nil grants them all.
 	Grant func(user string, requested Access) []string
+	// Anonymous, when set, decides which of the requested actions a client
+	// without credentials gets (public repositories); nil grants none.
+	Anonymous func(requested Access) []string
 
 	key           *ecdsa.PrivateKey
 	certDER       []byte
@@ -264,15 +267,19 @@ func (i *Issuer) answer(w http.ResponseWriter, user string, authenticated bool, 
 		service = i.Service
 	}
 	access := []Access{}
-	if authenticated {
-		for _, s := range scopes {
-			actions := s.Actions
-			if i.Grant != nil && user != Admin {
-				actions = i.Grant(user, s)
-			}
-			if len(actions) > 0 {
-				access = append(access, Access{Type: s.Type, Name: s.Name, Actions: actions})
-			}
+	for _, s := range scopes {
+		var actions []string
+		switch {
+		case !authenticated && i.Anonymous != nil:
+			actions = i.Anonymous(s)
+		case !authenticated:
+		case i.Grant != nil && user != Admin:
+			actions = i.Grant(user, s)
+		default:
+			actions = s.Actions
+		}
+		if len(actions) > 0 {
+			access = append(access, Access{Type: s.Type, Name: s.Name, Actions: actions})
 		}
 	}
 	now := time.Now()

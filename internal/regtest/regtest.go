@@ -81,6 +81,10 @@ type Options struct {
 	// TLS serves HTTPS with a certificate for 127.0.0.1 and localhost signed
 	// by a CA of the test's own; Registry.CAFile holds that CA.
 	TLS bool
+	// DNSNames are more names the TLS certificate is good for, so that a
+	// client may reach the registry (through a Proxy or a Front) as
+	// registry.digitalocean.com, fra.ocir.io… and verify it as such.
+	DNSNames []string
 }
 
 // Registry is one running registry.
@@ -96,6 +100,8 @@ type Registry struct {
 	tr      *http.Transport // trusts CAFile
 	secure  bool
 	realmIP bool
+	cert    *tls.Certificate // the HTTPS certificate, for Fronts; nil without TLS
+	roots   *x509.CertPool   // the CA of CAFile
 }
 
 // Start runs a registry on a free port of 127.0.0.1 with fresh storage under
@@ -124,7 +130,7 @@ func Start(t testing.TB, o Options) *Registry {
 		serverTLS *tls.Certificate
 	)
 	if o.TLS {
-		ca, cert, key := serverCert(t)
+		ca, cert, key := serverCert(t, o.DNSNames...)
 		r.CAFile = filepath.Join(tmp, "ca.pem")
 		writeFile(t, r.CAFile, ca)
 		writeFile(t, filepath.Join(tmp, "server.pem"), cert)
@@ -139,6 +145,7 @@ func Start(t testing.TB, o Options) *Registry {
 			t.Fatalf("regtest: %v", err)
 		}
 		serverTLS = &pair
+		r.cert, r.roots = &pair, pool
 	}
 
 	var auth string
@@ -374,9 +381,9 @@ func htpasswd(t testing.TB, users map[string]string, adminPassword string) []byt
 	return b.Bytes()
 }
 
-// serverCert makes a CA and a certificate for 127.0.0.1 and localhost it
-// signed, all PEM.
-func serverCert(t testing.TB) (caPEM, certPEM, keyPEM []byte) {
+// serverCert makes a CA and a certificate for 127.0.0.1, localhost and
+// names it signed, all PEM.
+func serverCert(t testing.TB, names ...string) (caPEM, certPEM, keyPEM []byte) {
 	t.Helper()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -409,7 +416,7 @@ func serverCert(t testing.TB) (caPEM, certPEM, keyPEM []byte) {
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:     []string{"localhost"},
+		DNSNames:     append([]string{"localhost"}, names...),
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 	if err != nil {
@@ -427,6 +434,10 @@ func serverCert(t testing.TB) (caPEM, certPEM, keyPEM []byte) {
 // AdminAuth is the credentials Push uses: the package's Admin user on an
 // authenticated registry, anonymous otherwise.
 func (r *Registry) AdminAuth() authn.Authenticator { return r.admin }
+
+// RootCAs holds the CA that signed the registry's certificate (nil without
+// TLS), for a client that must trust it without a cafile.
+func (r *Registry) RootCAs() *x509.CertPool { return r.roots }
 
 // Transport reaches the registry (it trusts CAFile); without credentials.
 func (r *Registry) Transport() http.RoundTripper {
