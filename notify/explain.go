@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nicholas-fedor/shoutrrr/pkg/util/jsonclient"
+
 	"github.com/tagwatch/tagwatch/registries"
 )
 
@@ -81,11 +83,17 @@ func (s *Spec) explain(err error, took time.Duration) *SendError {
 		return e
 	}
 	var st *statusError
+	var je jsonclient.Error
 	status := 0
-	if errors.As(err, &st) {
+	switch {
+	case errors.As(err, &st):
 		status = st.status
-	} else if m := statusInText.FindStringSubmatch(err.Error()); m != nil {
-		status, _ = strconv.Atoi(m[1])
+	case errors.As(err, &je) && je.StatusCode != 0:
+		status = je.StatusCode // shoutrrr's JSON services (ntfy, …)
+	default:
+		if m := statusInText.FindStringSubmatch(err.Error()); m != nil {
+			status, _ = strconv.Atoi(m[1])
+		}
 	}
 	e.Status = status
 	switch {
@@ -101,6 +109,9 @@ func (s *Spec) explain(err error, took time.Duration) *SendError {
 	case status >= 500:
 		e.Class = registries.ClassServer
 		e.Reason = fmt.Sprintf("%s failed with a server error (%d %s) for %s. Try again later.", target, status, http.StatusText(status), who)
+	case status >= 300 && status < 400:
+		e.Class = registries.ClassStatus
+		e.Reason = fmt.Sprintf("%s answered %d %s, a redirect tagwatch does not follow (%s). Check the url.", target, status, http.StatusText(status), who)
 	case status >= 400:
 		e.Class = registries.ClassStatus
 		e.Reason = fmt.Sprintf("%s refused the message of %s (%d %s). Check the url and its settings.", target, who, status, http.StatusText(status))

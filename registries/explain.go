@@ -256,6 +256,10 @@ func (e *CallError) classify() Problem {
 	if p, ok := NetProblem(err, e.Host, e.Instance, e.Took, e.takesCAFile); ok {
 		return p
 	}
+	if strings.Contains(err.Error(), "SSRF protection") {
+		// go-containerregistry's own refusal of a redirect into a private network.
+		return Problem{Class: ClassBlocked, Reason: fmt.Sprintf("Refused: %s redirected tagwatch to a private or link-local address (%s).", e.Host, e.Instance)}
+	}
 	var te *transport.Error
 	if errors.As(err, &te) {
 		scheme := "https"
@@ -277,7 +281,7 @@ func (e *CallError) classify() Problem {
 	if errors.As(err, &se) || errors.As(err, &ue) || errors.As(err, &pe) {
 		return Problem{Class: ClassProtocol, Reason: fmt.Sprintf("%s sent an answer tagwatch cannot read (%s). Is it a container registry?", e.Host, e.Instance)}
 	}
-	return Problem{Class: ClassOther, Reason: fmt.Sprintf("%s failed on %s (%s); the daemon's debug log has what it said.", capitalize(e.Op), e.Host, e.Instance)}
+	return Problem{Class: ClassOther, Reason: fmt.Sprintf("Could not %s %s (%s); the daemon's debug log has what was said.", e.Op, e.target(), e.Instance)}
 }
 
 // NetProblem explains a failure below HTTP: a test's connection refused by
@@ -428,10 +432,13 @@ func (e *CallError) technical() string {
 	var te *transport.Error
 	if errors.As(err, &te) {
 		s := fmt.Sprintf("%d %s", te.StatusCode, http.StatusText(te.StatusCode))
-		if r := te.Request; r != nil && r.URL != nil && e.who(r) == e.Host {
+		switch r := te.Request; {
+		case r != nil && r.URL != nil && e.who(r) == e.Host && e.ourPath(r.URL.Path):
 			s = r.Method + " " + r.URL.Path + " answered " + s
-		} else {
+		case r != nil && r.URL != nil && !strings.HasPrefix(r.URL.Path, "/v2/"):
 			s = "the token request answered " + s
+		default:
+			s = "the request answered " + s
 		}
 		if c := codes(te); len(c) > 0 {
 			s += " [" + strings.Join(c, ", ") + "]"
@@ -456,6 +463,29 @@ func (e *CallError) technical() string {
 	}
 	return ""
 }
+
+// ourPath reports whether a failed request's path is one tagwatch built
+// from the admin's own names: a token realm, a redirect or a pagination
+// link are the registry's to choose, and are not quoted.
+func (e *CallError) ourPath(p string) bool {
+	if p == "/v2/" {
+		return true
+	}
+	if e.Repository == "" {
+		return false
+	}
+	rest, ok := strings.CutPrefix(p, "/v2/"+e.Repository+"/")
+	if !ok {
+		return false
+	}
+	if rest == "tags/list" {
+		return true
+	}
+	ref, ok := strings.CutPrefix(rest, "manifests/")
+	return ok && ((e.Tag != "" && ref == e.Tag) || digestRef.MatchString(ref))
+}
+
+var digestRef = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 
 // knownCodes are the error codes of the distribution spec: a registry's
 // code is quoted only when it is one of these.
@@ -552,13 +582,6 @@ func andList(names []string) string {
 		return names[0]
 	}
 	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
-}
-
-func capitalize(s string) string {
-	if s == "" {
-		return s
-	}
-	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 func truncate(s string, n int) string {

@@ -233,7 +233,7 @@ func (in *Instance) Session(ctx context.Context, host string, repositories []str
 		return in, err
 	}
 	start := time.Now()
-	op := "token for " + strconv.Itoa(len(repositories)) + " repositories of"
+	op := "get a token for " + strconv.Itoa(len(repositories)) + " repositories of"
 	auth, err := authn.Resolve(ctx, in.keys, first.Registry)
 	if err != nil {
 		return in, in.fail(Image{Host: host}, op, start, err)

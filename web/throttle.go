@@ -7,8 +7,9 @@ import (
 
 // loginLimiter counts failed logins per client address. An address gets
 // freeFailures tries; after that it waits firstWait before the next, and
-// each further failure doubles the wait, up to maxWait. Attempts in flight
-// count against the free tries, so a burst of parallel guesses gets no more
+// each further failure doubles the wait, up to maxWait; an attempt made
+// during the wait is not checked and restarts it. Attempts in flight count
+// against the free tries, so a burst of parallel guesses gets no more
 // comparisons than a sequence would. A success clears the address; an
 // address without failures for forgetAfter starts afresh.
 type loginLimiter struct {
@@ -66,15 +67,18 @@ func (l *loginLimiter) begin(addr string) (done func(outcome) time.Duration, wai
 	if a.inFlight == 0 && a.failures > 0 && now.Sub(a.last) > l.forgetAfter {
 		*a = attempts{}
 	}
-	if now.Before(a.until) {
+	if a.failures >= l.freeFailures && (now.Before(a.until) || a.inFlight > 0) {
+		// Past the free tries, an attempt during the wait (or beside the
+		// one being checked) is not checked, and restarts the wait: an
+		// address that keeps guessing keeps waiting, one that honours
+		// Retry-After gets its next try.
+		if until := now.Add(l.wait(a.failures)); until.After(a.until) {
+			a.until = until
+		}
 		return nil, a.until.Sub(now)
 	}
 	if a.failures < l.freeFailures && a.failures+a.inFlight >= l.freeFailures {
 		// The free tries are all being checked right now.
-		return nil, l.firstWait
-	}
-	if a.failures >= l.freeFailures && a.inFlight > 0 {
-		// Past the free tries: one attempt at a time.
 		return nil, l.firstWait
 	}
 	a.inFlight++
@@ -96,13 +100,20 @@ func (l *loginLimiter) begin(addr string) (done func(outcome) time.Duration, wai
 		if a.failures < l.freeFailures {
 			return 0
 		}
-		d := l.firstWait << min(a.failures-l.freeFailures, 20)
-		if d > l.maxWait || d <= 0 {
-			d = l.maxWait
-		}
+		d := l.wait(a.failures)
 		a.until = now.Add(d)
 		return d
 	}, 0
+}
+
+// wait is how long an address with that many failures waits between tries:
+// firstWait at freeFailures, doubling with each one after, up to maxWait.
+func (l *loginLimiter) wait(failures int) time.Duration {
+	d := l.firstWait << min(max(failures-l.freeFailures, 0), 20)
+	if d > l.maxWait || d <= 0 {
+		d = l.maxWait
+	}
+	return d
 }
 
 // makeRoom keeps the table bounded: forgotten addresses go first, then the
