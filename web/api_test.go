@@ -77,8 +77,9 @@ func newFixture(t *testing.T, auth config.WebAuth, d web.Checker) *fixture {
 	return newFixtureWith(t, auth, d, nil)
 }
 
-// newFixtureWith is newFixture with notifiers (nil: none).
-func newFixtureWith(t *testing.T, auth config.WebAuth, d web.Checker, n web.Notifiers) *fixture {
+// newFixtureWith is newFixture with notifiers (nil: none); opts set more
+// of the server's fields before it starts.
+func newFixtureWith(t *testing.T, auth config.WebAuth, d web.Checker, n web.Notifiers, opts ...func(*fixture)) *fixture {
 	t.Helper()
 	st := storetest.Open(t)
 	live, err := registries.NewLive(registries.DefaultCatalog(), fileConfigs, nil, registries.Options{})
@@ -88,6 +89,9 @@ func newFixtureWith(t *testing.T, auth config.WebAuth, d web.Checker, n web.Noti
 	f := &fixture{t: t, st: st, live: live, header: http.Header{}}
 	f.srv = &web.Server{Store: st, Registries: live, Daemon: d, Auth: auth, Notifiers: n,
 		Log: slog.New(slog.NewTextHandler(&f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	for _, o := range opts {
+		o(f)
+	}
 	f.ts = httptest.NewServer(f.srv.Handler())
 	t.Cleanup(f.ts.Close)
 	f.client = &http.Client{
@@ -147,6 +151,10 @@ func (f *fixture) do(method, path string, body any, hdr ...string) (*http.Respon
 		req.Header.Set("Content-Type", ctype)
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
+		if strings.EqualFold(hdr[i], "Host") {
+			req.Host = hdr[i+1] // Go's client sends req.Host, not a Host header field
+			continue
+		}
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	res, err := f.client.Do(req)
@@ -159,7 +167,8 @@ func (f *fixture) do(method, path string, body any, hdr ...string) (*http.Respon
 		f.t.Fatal(err)
 	}
 	f.mu.Lock()
-	f.bodies = append(f.bodies, string(b))
+	// The headers too: nothing secret (or a target's marker) goes there either.
+	f.bodies = append(f.bodies, string(b), fmt.Sprint(res.Header))
 	f.mu.Unlock()
 	return res, string(b)
 }

@@ -46,6 +46,7 @@ func TestServeProcess(t *testing.T) {
 type child struct {
 	cmd  *exec.Cmd
 	base string // http://127.0.0.1:PORT
+	log  string // the file its stderr (the log) goes to
 	done chan error
 }
 
@@ -65,7 +66,7 @@ func startServe(t *testing.T, args ...string) *child {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	c := &child{cmd: cmd, done: make(chan error, 1)}
+	c := &child{cmd: cmd, log: logFile.Name(), done: make(chan error, 1)}
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		<-c.done
