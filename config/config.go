@@ -184,7 +184,8 @@ func (c *Config) parse(path string, data []byte, cat registries.Catalog) error {
 	dec.KnownFields(true)
 	// An empty file is a valid, empty configuration.
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("%s: %w", path, err)
+		// yaml quotes the value it could not read: never a URL's password.
+		return fmt.Errorf("%s: %s", path, registries.RedactUserinfo(err.Error()))
 	}
 	var errs []error
 	if f.Registries.Kind != 0 {

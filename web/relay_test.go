@@ -10,6 +10,8 @@ import (
 	"crypto/x509/pkix"
 	"fmt"
 	"html"
+	"io"
+	"log"
 	"log/slog"
 	"math/big"
 	"net/http"
@@ -95,6 +97,7 @@ func hostileRegistry(t *testing.T, mode string) *httptest.Server {
 	})
 	if mode == "tls" {
 		srv = httptest.NewUnstartedServer(h)
+		srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the handshakes tagwatch refuses
 		srv.TLS = &tls.Config{Certificates: []tls.Certificate{markerCert(t)}}
 		srv.StartTLS()
 	} else {
