@@ -98,10 +98,19 @@ type Web struct {
 	// AllowRemote lets the server listen beyond loopback without auth. Off by
 	// default: registry credentials are managed through this server.
 	AllowRemote bool `yaml:"allowremote"`
+	// Hosts are the host names the server answers to besides loopback and
+	// the listen address (a reverse proxy's public name): a request whose
+	// Host header names anything else is refused, which defeats DNS rebinding.
+	Hosts []string `yaml:"hosts"`
+	// AllowLinkLocal lets the connection tests of the UI and API (registries,
+	// notifiers) reach link-local and cloud metadata addresses. Off by default:
+	// a test must not become a way to read the metadata service.
+	AllowLinkLocal bool `yaml:"allowlinklocal"`
 }
 
 // WebAuth protects the UI and API. Password is a bcrypt hash
-// (htpasswd -nbB user pass | cut -d: -f2); Token is a bearer token for the API.
+// (tagwatch config hash-password); Token is a bearer token for the API, at
+// least MinTokenLength characters.
 type WebAuth struct {
 	Username string `yaml:"username"`
 	Password string `yaml:"password"`
@@ -135,7 +144,11 @@ type Error struct {
 	Msg    string
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("%s: %s: %s", e.Origin, e.Field, e.Msg) }
+// Error never quotes a URL's userinfo: a url: ftp://user:PW@h written by
+// mistake must not have its password printed by `config validate`.
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s: %s: %s", e.Origin, e.Field, registries.RedactUserinfo(e.Msg))
+}
 
 // Default is the configuration with nothing configured.
 func Default() *Config {
@@ -179,7 +192,8 @@ func (c *Config) parse(path string, data []byte, cat registries.Catalog) error {
 	dec.KnownFields(true)
 	// An empty file is a valid, empty configuration.
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("%s: %w", path, err)
+		// yaml quotes the value it could not read: never a URL's password.
+		return fmt.Errorf("%s: %s", path, registries.RedactUserinfo(err.Error()))
 	}
 	var errs []error
 	if f.Registries.Kind != 0 {
@@ -195,6 +209,7 @@ func (c *Config) parse(path string, data []byte, cat registries.Catalog) error {
 	var doc yaml.Node
 	_ = yaml.Unmarshal(data, &doc)
 	c.placeWatchers(path, &doc)
+	c.placeWeb(path, &doc)
 	for i, img := range f.Images {
 		c.where[fmt.Sprintf("images[%d]", i)] = Origin{File: path, Line: imageLine(&doc, i)}
 		c.Images = append(c.Images, img)
@@ -342,6 +357,7 @@ func (c *Config) validate(cat registries.Catalog) error {
 	}
 	errs = append(errs, c.validateWatchers()...)
 	errs = append(errs, c.validateNotifiers()...)
+	errs = append(errs, c.validateWeb()...)
 	return errors.Join(errs...)
 }
 

@@ -59,10 +59,22 @@ func (c *Config) applyEnv(environ []string, cat registries.Catalog) error {
 			c.where["web.listen"] = origin
 		case name == "WEB_AUTH_USERNAME":
 			c.Web.Auth.Username = val
+			c.where["web.auth.username"] = origin
 		case name == "WEB_AUTH_PASSWORD":
 			c.Web.Auth.Password = val
+			c.where["web.auth.password"] = origin
 		case name == "WEB_AUTH_TOKEN":
 			c.Web.Auth.Token = val
+			c.where["web.auth.token"] = origin
+		case name == "WEB_HOSTS":
+			c.envHosts(origin, val)
+		case name == "WEB_ALLOWLINKLOCAL":
+			b, err := strconv.ParseBool(val)
+			if err != nil {
+				errs = append(errs, &Error{origin, "web.allowlinklocal", "must be true or false"})
+				continue
+			}
+			c.Web.AllowLinkLocal = b
 		case name == "WEB_ALLOWREMOTE":
 			b, err := strconv.ParseBool(val)
 			if err != nil {

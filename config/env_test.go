@@ -100,6 +100,7 @@ func TestEnvOverFileWatchers(t *testing.T) {
 // TestEnvOverFileTopLevel: images, cron, platform and web from the
 // environment win over the file's.
 func TestEnvOverFileTopLevel(t *testing.T) {
+	hash := bcryptHash(t, "correct horse")
 	p := write(t, `images:
   - image: postgres:16
     tag: {policy: minor}
@@ -115,9 +116,11 @@ web:
 		"TAGWATCH_PLATFORM=linux/arm64/v8",
 		"TAGWATCH_WEB_LISTEN=0.0.0.0:8080",
 		"TAGWATCH_WEB_AUTH_USERNAME=admin",
-		"TAGWATCH_WEB_AUTH_PASSWORD_FILE=" + secretFile(t, "$2y$10$hash\n"),
-		"TAGWATCH_WEB_AUTH_TOKEN_FILE=" + secretFile(t, "api-token"),
+		"TAGWATCH_WEB_AUTH_PASSWORD_FILE=" + secretFile(t, hash+"\n"),
+		"TAGWATCH_WEB_AUTH_TOKEN_FILE=" + secretFile(t, "api-token-0123456789abcdef"),
 		"TAGWATCH_WEB_ALLOWREMOTE=true",
+		"TAGWATCH_WEB_HOSTS=tagwatch.example.com, nas.lan ,",
+		"TAGWATCH_WEB_ALLOWLINKLOCAL=true",
 	}, registries.DefaultCatalog())
 	if err != nil {
 		t.Fatal(err)
@@ -132,8 +135,9 @@ web:
 	if c.ImagesCron != "*/30 * * * *" || c.Platform != "linux/arm64/v8" {
 		t.Errorf("cron %q, platform %q", c.ImagesCron, c.Platform)
 	}
-	want := config.Web{Listen: "0.0.0.0:8080", AllowRemote: true, Auth: config.WebAuth{Username: "admin", Password: "$2y$10$hash", Token: "api-token"}}
-	if c.Web != want {
+	want := config.Web{Listen: "0.0.0.0:8080", AllowRemote: true, Auth: config.WebAuth{Username: "admin", Password: hash, Token: "api-token-0123456789abcdef"},
+		Hosts: []string{"tagwatch.example.com", "nas.lan"}, AllowLinkLocal: true}
+	if !reflect.DeepEqual(c.Web, want) {
 		t.Errorf("web = %+v, want %+v", c.Web, want)
 	}
 	if o := c.Where("images[0]"); o.Env != "TAGWATCH_IMAGES" {

@@ -52,6 +52,10 @@ type Options struct {
 	Timeout time.Duration
 	// HTTPClient, when set, sends the webhook and Apprise requests.
 	HTTPClient *http.Client
+	// AllowLinkLocalTests lets Test reach link-local and cloud metadata
+	// addresses (web.allowlinklocal); by default a test refuses them.
+	// Scheduled notifications are not affected.
+	AllowLinkLocalTests bool
 }
 
 // ErrUnknown is returned (wrapped) by Test for a name no notifier has.
@@ -85,6 +89,9 @@ type Notifiers struct {
 	backoff []time.Duration
 	qsize   int
 	client  *http.Client
+	timeout time.Duration
+	// testLinkLocal lets tests reach link-local and metadata addresses.
+	testLinkLocal bool
 
 	mu     sync.RWMutex // guards list, byName and closed
 	list   []*notifier
@@ -131,9 +138,10 @@ func New(specs []*Spec, st Store, o Options) (*Notifiers, error) {
 	}
 	client := o.HTTPClient
 	if client == nil {
-		client = newHTTPClient(o.Timeout)
+		client = newHTTPClient(o.Timeout, false)
 	}
-	n := &Notifiers{byName: map[string]*notifier{}, store: st, log: o.Log, backoff: o.Backoff, qsize: o.QueueSize, client: client}
+	n := &Notifiers{byName: map[string]*notifier{}, store: st, log: o.Log, backoff: o.Backoff, qsize: o.QueueSize, client: client,
+		timeout: o.Timeout, testLinkLocal: o.AllowLinkLocalTests}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if err := n.Apply(specs); err != nil {
 		n.cancel()
@@ -322,6 +330,7 @@ func (n *Notifiers) deliver(nt *notifier, j job) {
 		nt.st.LastError, nt.st.LastErrorAt = err.Error(), time.Now().UTC()
 		nt.mu.Unlock()
 		n.log.Error("notification failed", "notifier", name, "url", nt.spec.Redacted(), "updates", len(fresh), "err", err)
+		n.logRaw(name, err)
 		return
 	}
 	now := time.Now().UTC()
@@ -342,39 +351,50 @@ type permanent struct{ error }
 
 func (p permanent) Unwrap() error { return p.error }
 
-// try sends m, retrying after each backoff wait. Errors come back with the
-// url's secrets scrubbed.
+// try sends m, retrying after each backoff wait. Errors come back as
+// *SendError: classified, quoting nothing the receiver sent.
 func (n *Notifiers) try(nt *notifier, m message) error {
 	for attempt := 0; ; attempt++ {
+		start := time.Now()
 		err := nt.sender.send(nt.ctx, m)
 		if err == nil {
 			return nil
 		}
-		var perm permanent
-		isPerm := errors.As(err, &perm)
-		err = errors.New(nt.spec.redact.scrub(err.Error()))
-		if isPerm || attempt >= len(n.backoff) || nt.ctx.Err() != nil {
-			return err
+		se := nt.spec.explain(err, time.Since(start))
+		if se.perm || attempt >= len(n.backoff) || nt.ctx.Err() != nil {
+			return se
 		}
 		wait := n.backoff[attempt]
 		nt.mu.Lock()
 		nt.st.Retries++
-		nt.st.LastError, nt.st.LastErrorAt = err.Error(), time.Now().UTC()
+		nt.st.LastError, nt.st.LastErrorAt = se.Reason, time.Now().UTC()
 		nt.mu.Unlock()
-		n.log.Warn("notification failed; will retry", "notifier", nt.spec.Name, "try", attempt+1, "in", wait, "err", err)
+		n.log.Warn("notification failed; will retry", "notifier", nt.spec.Name, "try", attempt+1, "in", wait, "err", se)
+		n.logRaw(nt.spec.Name, se)
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
 		case <-nt.ctx.Done():
 			t.Stop()
-			return err
+			return se
 		}
 	}
 }
 
+// logRaw puts what the receiver said in the debug log.
+func (n *Notifiers) logRaw(name string, err error) {
+	var se *SendError
+	if errors.As(err, &se) && se.raw != "" {
+		n.log.Debug("notification failed: what was said", "notifier", name, "status", se.Status, "said", se.raw)
+	}
+}
+
 // Test sends a test message (a sample update, title prefixed "[test]")
-// through one notifier, once, and returns its error with secrets removed.
-// It does not mark anything sent, nor change the counters.
+// through one notifier, once, and returns a *SendError when it fails. It
+// does not mark anything sent, nor change the counters. Unless
+// AllowLinkLocalTests, it refuses to reach a link-local or cloud metadata
+// address: webhook and Apprise requests when they connect, shoutrrr's
+// services by their url's host before the send.
 func (n *Notifiers) Test(ctx context.Context, name string) error {
 	nt, ok := n.lookup(name)
 	if !ok {
@@ -386,8 +406,22 @@ func (n *Notifiers) Test(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("notifier %s: template: %v", name, err)
 	}
-	if err := nt.sender.send(ctx, m); err != nil {
-		return fmt.Errorf("notifier %s: %s", name, nt.spec.redact.scrub(err.Error()))
+	start := time.Now()
+	snd := nt.sender
+	if !n.testLinkLocal {
+		switch nt.spec.Type {
+		case TypeWebhook, TypeApprise:
+			snd = newHTTPSender(nt.spec.Type, nt.spec.url, newHTTPClient(n.timeout, true))
+		default:
+			if err := checkTestHost(ctx, nt.spec); err != nil {
+				return nt.spec.explain(err, time.Since(start))
+			}
+		}
+	}
+	if err := snd.send(ctx, m); err != nil {
+		se := nt.spec.explain(err, time.Since(start))
+		n.logRaw(name, se)
+		return se
 	}
 	return nil
 }

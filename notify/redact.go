@@ -16,15 +16,18 @@ type redactor struct {
 
 const masked = "***"
 
-// newRedactor finds a url's secrets:
-//   - the userinfo (user:password@, or token@ for discord://, telegram://);
-//   - query values whose key speaks of a token, key, secret, password,
-//     auth or signature;
-//   - path segments that look like tokens (long, or mixing letters and
-//     digits at 16 characters and more), and the last path segment of a
-//     gotify:// url (its app token) and of an ntfy:// url (the topic, which
-//     is all it takes to read or post on a public server);
-//   - a host that looks like a token (pushover://…@userkey).
+// newRedactor shows a notifier url as its scheme and host and the
+// service's non-secret settings, and finds every piece that may be a secret
+// to scrub it from error messages:
+//   - the userinfo (user:password@, or token@ for discord://, telegram://)
+//     shows as ***@;
+//   - the host shows, unless the service keeps a key there (discord://,
+//     pushover://, ifttt://, …) or it looks like a token;
+//   - the path shows as /*** whatever it holds: webhook ids, topics, app
+//     tokens and API keys all live there (https://ha.lan/api/webhook/ID,
+//     generic+https://host/api/KEY, gotify://host/TOKEN);
+//   - each query value shows as *** unless its key is a known non-secret
+//     setting (from, to, chats, priority, …), however short it is.
 func newRedactor(u *url.URL) redactor {
 	var r redactor
 	add := func(s string) {
@@ -40,48 +43,36 @@ func newRedactor(u *url.URL) redactor {
 		}
 	}
 	scheme := strings.ToLower(u.Scheme)
+	service, _, _ := strings.Cut(scheme, "+")
 
 	var b strings.Builder
 	b.WriteString(scheme)
 	b.WriteString("://")
 	if u.User != nil {
+		add(u.User.Username())
 		if pw, ok := u.User.Password(); ok {
 			add(pw)
-			if tokenLike(u.User.Username()) {
-				add(u.User.Username())
-			}
-		} else {
-			add(u.User.Username())
 		}
 		b.WriteString(masked + "@")
 	}
 	host := u.Host
-	if h := u.Hostname(); !strings.Contains(h, ".") && !strings.Contains(h, ":") && h != "localhost" && tokenLike(h) {
+	if h := u.Hostname(); h != "" && (hostIsKey[service] || (!strings.Contains(h, ".") && !strings.Contains(h, ":") && h != "localhost" && tokenLike(h))) {
 		add(h)
 		host = strings.Replace(host, h, masked, 1)
 	}
 	b.WriteString(host)
 
-	segs := strings.Split(u.EscapedPath(), "/")
-	last := len(segs) - 1
-	for last > 0 && segs[last] == "" {
-		last--
-	}
-	for i, seg := range segs {
-		if seg == "" {
-			continue
-		}
-		plain, err := url.PathUnescape(seg)
-		if err != nil {
-			plain = seg
-		}
-		if tokenLike(plain) || (i == last && (scheme == "gotify" || scheme == "ntfy")) {
-			add(plain)
+	if p := u.EscapedPath(); p != "" && p != "/" {
+		for _, seg := range strings.Split(p, "/") {
+			if plain, err := url.PathUnescape(seg); err == nil {
+				add(plain)
+			}
 			add(seg)
-			segs[i] = masked
 		}
+		b.WriteString("/" + masked)
+	} else {
+		b.WriteString(p)
 	}
-	b.WriteString(strings.Join(segs, "/"))
 
 	if u.RawQuery != "" {
 		parts := strings.Split(u.RawQuery, "&")
@@ -91,13 +82,14 @@ func newRedactor(u *url.URL) redactor {
 			if err != nil {
 				key = k
 			}
-			if secretKey(key) && v != "" {
-				if plain, err := url.QueryUnescape(v); err == nil {
-					add(plain)
-				}
-				add(v)
-				parts[i] = k + "=" + masked
+			if v == "" || safeKeys[strings.ToLower(key)] {
+				continue
 			}
+			if plain, err := url.QueryUnescape(v); err == nil {
+				add(plain)
+			}
+			add(v)
+			parts[i] = k + "=" + masked
 		}
 		b.WriteString("?" + strings.Join(parts, "&"))
 	}
@@ -106,23 +98,32 @@ func newRedactor(u *url.URL) redactor {
 	return r
 }
 
+// hostIsKey are the shoutrrr services whose url host is an id or a key,
+// not a server: discord://token@WEBHOOKID, pushover://…@USERKEY,
+// ifttt://KEY, notifiarr://APIKEY, pushbullet://TOKEN, slack://…@TOKEN-A,
+// teams://…@TENANT, wecom://KEY.
+var hostIsKey = map[string]bool{
+	"discord": true, "pushover": true, "ifttt": true, "notifiarr": true, "pushbullet": true,
+	"slack": true, "teams": true, "wecom": true, "join": true,
+}
+
+// safeKeys are query settings of shoutrrr's services (and of tagwatch's
+// own urls) that hold no secret: they are shown. Every other value is
+// masked, however short.
+var safeKeys = map[string]bool{
+	"from": true, "to": true, "fromname": true, "subject": true, "usetls": true, "usestarttls": true, "encryption": true,
+	"chats": true, "channel": true, "rooms": true, "devices": true, "priority": true, "disabletls": true, "scheme": true,
+	"title": true, "color": true, "botname": true, "template": true, "method": true, "contenttype": true,
+	"splitlines": true, "parsemode": true, "preview": true, "notification": true, "tags": true, "icon": true,
+	"events": true, "stream": true, "topic": true, "format": true, "level": true, "sound": true,
+}
+
 // scrub replaces every secret of the url in s.
 func (r redactor) scrub(s string) string {
 	for _, sec := range r.secrets {
 		s = strings.ReplaceAll(s, sec, masked)
 	}
 	return s
-}
-
-// secretKey says whether a query parameter holds a secret.
-func secretKey(k string) bool {
-	k = strings.ToLower(k)
-	for _, w := range []string{"token", "key", "secret", "pass", "auth", "sig", "credential", "code"} {
-		if strings.Contains(k, w) {
-			return true
-		}
-	}
-	return false
 }
 
 // tokenLike says whether a path segment or host looks like a generated

@@ -18,6 +18,8 @@ import (
 	"github.com/nicholas-fedor/shoutrrr/pkg/format"
 	"github.com/nicholas-fedor/shoutrrr/pkg/router"
 	"github.com/nicholas-fedor/shoutrrr/pkg/types"
+
+	"github.com/tagwatch/tagwatch/registries"
 )
 
 // sender delivers one message, once: retries are the caller's.
@@ -178,13 +180,20 @@ func newHTTPSender(typ string, u *url.URL, client *http.Client) *httpSender {
 
 // newHTTPClient is the client webhook and Apprise notifiers share unless
 // Options gives one: a timeout on every stage, and no redirects (a POST
-// turned into a GET is not a delivery).
-func newHTTPClient(timeout time.Duration) *http.Client {
+// turned into a GET is not a delivery). A test's client (guard) refuses
+// link-local and cloud metadata addresses when it connects.
+func newHTTPClient(timeout time.Duration, guard bool) *http.Client {
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	proxy := http.ProxyFromEnvironment
+	if guard {
+		dialer = registries.GuardDialer(dialer)
+		proxy = registries.GuardProxy(proxy)
+	}
 	return &http.Client{
 		Timeout: timeout,
 		Transport: &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			Proxy:                 proxy,
+			DialContext:           dialer.DialContext,
 			TLSHandshakeTimeout:   10 * time.Second,
 			ResponseHeaderTimeout: timeout,
 			IdleConnTimeout:       90 * time.Second,
@@ -226,10 +235,9 @@ func (s *httpSender) send(ctx context.Context, m message) error {
 	if res.StatusCode/100 == 2 {
 		return nil
 	}
-	err = fmt.Errorf("answered %s", res.Status)
-	if msg := strings.Join(strings.Fields(string(snippet)), " "); msg != "" {
-		err = fmt.Errorf("answered %s: %s", res.Status, msg)
-	}
+	// The snippet is for the debug log only (SendError.Raw): the reason
+	// people read names the status, never what the receiver wrote.
+	err = &statusError{status: res.StatusCode, snippet: strings.Join(strings.Fields(string(snippet)), " ")}
 	if res.StatusCode/100 == 4 && res.StatusCode != http.StatusRequestTimeout && res.StatusCode != http.StatusTooManyRequests {
 		// The receiver refused the request itself: another try won't do.
 		return permanent{err}

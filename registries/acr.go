@@ -166,15 +166,15 @@ func (a *acrAuth) exchange(ctx context.Context) error {
 		return fmt.Errorf("acr: token exchange at %s: %w", a.host, err)
 	}
 	defer res.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
 	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("acr: token exchange at %s: %s: %s", a.host, res.Status, strings.TrimSpace(string(body)))
+		return fmt.Errorf("acr: token exchange: %w", newTokenError(a.host, res))
 	}
+	body, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
 	var out struct {
 		RefreshToken string `json:"refresh_token"`
 	}
 	if err := json.Unmarshal(body, &out); err != nil || out.RefreshToken == "" {
-		return fmt.Errorf("acr: token exchange at %s: no refresh_token in the answer", a.host)
+		return fmt.Errorf("acr: token exchange: %w", protocolError("the answer of "+a.host+"/oauth2/exchange holds no refresh_token"))
 	}
 	a.refresh = out.RefreshToken
 	// ACR refresh tokens live about three hours; the Azure AD token we traded

@@ -335,7 +335,10 @@ func TestECRGetAuthorizationTokenAgainstRegistry(t *testing.T) {
 		in := openCloud(t, cat, "ecr", "wrong", registries.Values{"region": region, "accesskey": "AKIAWRONGWRONGWRONG0", "secretaccesskey": secret})
 		err := tagsErr(t, in, reg.Host, "team/app")
 		t.Logf("error: %v", err)
-		wantErrContains(t, err, "ecr.wrong", "ecr GetAuthorizationToken", "UnrecognizedClientException", "security token included in the request is invalid")
+		// People read the classified reason; the SDK's words (the
+		// service's message) go to the debug log only.
+		wantErrContains(t, err, "refused the credentials of ecr.wrong (400 UnrecognizedClientException)", "Check accesskey and secretaccesskey")
+		wantErrContains(t, errors.New(registries.Raw(err)), "ecr GetAuthorizationToken", "security token included in the request is invalid")
 		if n := api.calls.Load(); n != 1 {
 			t.Errorf("GetAuthorizationToken calls = %d; want 1 (an auth error is not retried)", n)
 		}
@@ -345,7 +348,8 @@ func TestECRGetAuthorizationTokenAgainstRegistry(t *testing.T) {
 		in := openCloud(t, cat, "ecr", "badsecret", registries.Values{"region": region, "accesskey": access, "secretaccesskey": "not-the-secret"})
 		err := tagsErr(t, in, reg.Host, "team/app")
 		t.Logf("error: %v", err)
-		wantErrContains(t, err, "ecr.badsecret", "ecr GetAuthorizationToken", "InvalidSignatureException")
+		wantErrContains(t, err, "refused the credentials of ecr.badsecret (400 InvalidSignatureException)")
+		wantErrContains(t, errors.New(registries.Raw(err)), "ecr GetAuthorizationToken")
 	})
 
 	t.Run("signed for the configured region", func(t *testing.T) {
@@ -353,7 +357,8 @@ func TestECRGetAuthorizationTokenAgainstRegistry(t *testing.T) {
 		// signs for that region, and AWS refuses the signature.
 		in := openCloud(t, cat, "ecr", "otherregion", registries.Values{"region": "us-east-1", "accesskey": access, "secretaccesskey": secret})
 		err := tagsErr(t, in, reg.Host, "team/app")
-		wantErrContains(t, err, "ecr GetAuthorizationToken", "InvalidSignatureException", "us-east-1/ecr")
+		wantErrContains(t, err, "(400 InvalidSignatureException)")
+		wantErrContains(t, errors.New(registries.Raw(err)), "ecr GetAuthorizationToken", "us-east-1/ecr")
 	})
 }
 
@@ -555,7 +560,8 @@ func TestGCRServiceAccountAgainstRegistry(t *testing.T) {
 		in := openCloud(t, cat, "gcr", "otherkey", registries.Values{"clientemail": email, "privatekey": otherPEM})
 		err := tagsErr(t, in, reg.Host, "my-project/app")
 		t.Logf("error: %v", err)
-		wantErrContains(t, err, "gcr.otherkey", "invalid_grant", "signature does not verify")
+		wantErrContains(t, err, "refused the credentials of gcr.otherkey (400)", "Check clientemail and privatekey")
+		wantErrContains(t, errors.New(registries.Raw(err)), "invalid_grant", "signature does not verify")
 	})
 
 	t.Run("garbage key rejected at Open", func(t *testing.T) {
@@ -818,7 +824,8 @@ func TestACRServicePrincipalWithTenantAgainstRegistry(t *testing.T) {
 		in := openCloud(t, cat, "acr", "wrong", registries.Values{"clientid": acrClientID, "clientsecret": "not-the-secret", "tenantid": acrTenant})
 		err := tagsErr(t, in, host, "team/app")
 		t.Logf("error: %v", err)
-		wantErrContains(t, err, "acr.wrong", "acr: azure ad token", "AADSTS7000215")
+		wantErrContains(t, err, "refused the credentials of acr.wrong (401)", "Check clientid and clientsecret")
+		wantErrContains(t, errors.New(registries.Raw(err)), "acr: azure ad token", "AADSTS7000215")
 		if n := front.exchanges.Load(); n != before {
 			t.Errorf("exchanges = %d; want none without an Azure AD token", n-before)
 		}

@@ -27,7 +27,7 @@ func (Custom) Spec() Spec {
 			{If: "auth", Excludes: []string{"login", "password"}},
 		},
 		Example:        Values{"url": "https://shpcr.io", "login": "seller@example.com", "password": "<access token>"},
-		CredentialHint: "A registry expects the login and password (often an access token) that docker login accepts for it",
+		CredentialHint: "Use what docker login accepts for this registry: often a username or e-mail with an access token as the password",
 	}
 }
 

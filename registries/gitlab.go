@@ -43,17 +43,19 @@ func (GitLab) Keychain(v Values, rt http.RoundTripper) (authn.Keychain, error) {
 		return nil, &FieldError{Variable: "authurl", Message: fmt.Sprint(err)}
 	}
 	return &gitlabKeychain{
-		authURL: strings.TrimSuffix(u.String(), "/"),
-		token:   v["token"],
-		client:  &http.Client{Transport: rt, Timeout: 30 * time.Second},
-		byRepo:  map[string]*gitlabAuth{},
+		authURL:  strings.TrimSuffix(u.String(), "/"),
+		authHost: u.Scheme + "://" + u.Host,
+		token:    v["token"],
+		client:   &http.Client{Transport: rt, Timeout: 30 * time.Second},
+		byRepo:   map[string]*gitlabAuth{},
 	}, nil
 }
 
 type gitlabKeychain struct {
-	authURL string
-	token   string
-	client  *http.Client
+	authURL  string
+	authHost string
+	token    string
+	client   *http.Client
 
 	mu     sync.Mutex
 	byRepo map[string]*gitlabAuth
@@ -122,16 +124,16 @@ func (a *gitlabAuth) fetch(ctx context.Context) error {
 		return fmt.Errorf("gitlab: token for %s: %w", a.repo, err)
 	}
 	defer res.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
 	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("gitlab: token for %s from %s: %s: %s: %w", a.repo, a.k.authURL, res.Status, strings.TrimSpace(string(body)), ErrUnauthorized)
+		return fmt.Errorf("gitlab: token for %s: %w", a.repo, newTokenError(a.k.authHost, res))
 	}
+	body, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
 	var out struct {
 		Token     string `json:"token"`
 		ExpiresIn int    `json:"expires_in"`
 	}
 	if err := json.Unmarshal(body, &out); err != nil || out.Token == "" {
-		return fmt.Errorf("gitlab: token for %s from %s: no token in the answer", a.repo, a.k.authURL)
+		return fmt.Errorf("gitlab: token for %s: %w", a.repo, protocolError("the answer of "+a.k.authHost+"/jwt/auth holds no token"))
 	}
 	if out.ExpiresIn <= 0 {
 		out.ExpiresIn = 300 // GitLab's default registry token lifetime

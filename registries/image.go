@@ -35,7 +35,7 @@ func ParseImage(s string) (Image, error) {
 		return Image{}, fmt.Errorf("empty image reference")
 	}
 	if strings.Contains(in, "://") {
-		return Image{}, fmt.Errorf("image %q: write the reference without a scheme (no http:// or https://)", s)
+		return Image{}, fmt.Errorf("image %q: write the reference without a scheme (no http:// or https://)", RedactUserinfo(s))
 	}
 	base, digest, pinned := strings.Cut(in, "@")
 	if pinned {

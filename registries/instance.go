@@ -67,6 +67,9 @@ type Options struct {
 	Platform v1.Platform
 	// Warn receives non-fatal remarks, e.g. TLS verification turned off.
 	Warn func(instance, msg string)
+
+	// stats, when set, are counted into instead of new ones (Isolated).
+	stats *Stats
 }
 
 // Open validates a config against its kind and connects it. Nothing goes on
@@ -76,6 +79,11 @@ func Open(cat Catalog, c Config, o Options) (*Instance, error) {
 	if err != nil {
 		return nil, err
 	}
+	return open(p, c, o)
+}
+
+func open(p Provider, c Config, o Options) (*Instance, error) {
+	var err error
 	spec := p.Spec()
 	vals := Values{}
 	// A default instance is anonymous by definition; the settings page's
@@ -97,7 +105,10 @@ func Open(cat Catalog, c Config, o Options) (*Instance, error) {
 	if vals.Bool("insecure") && o.Warn != nil {
 		o.Warn(c.ID(), "TLS certificate verification is off (insecure: true)")
 	}
-	stats := &Stats{}
+	stats := o.stats
+	if stats == nil {
+		stats = &Stats{}
+	}
 	rt := &instrumented{next: base, stats: stats, pings: newPingCache(10 * time.Minute), maxWait: time.Minute}
 	// A configured url's scheme is the admin's word, for every host the
 	// instance serves (a Nexus's other connector ports too); an implicit
@@ -231,9 +242,11 @@ func (in *Instance) Session(ctx context.Context, host string, repositories []str
 	if err != nil {
 		return in, err
 	}
+	start := time.Now()
+	op := "get a token for " + strconv.Itoa(len(repositories)) + " repositories of"
 	auth, err := authn.Resolve(ctx, in.keys, first.Registry)
 	if err != nil {
-		return in, err
+		return in, in.fail(Image{Host: host}, op, start, err)
 	}
 	scopes := make([]string, len(repositories))
 	for i, r := range repositories {
@@ -241,7 +254,7 @@ func (in *Instance) Session(ctx context.Context, host string, repositories []str
 	}
 	rt, err := transport.NewWithContext(ctx, first.Registry, auth, in.rt, scopes)
 	if err != nil {
-		return in, in.explain(Image{Host: host}, "token for "+strconv.Itoa(len(scopes))+" repositories", err)
+		return in, in.fail(Image{Host: host}, op, start, err)
 	}
 	puller, err := remote.NewPuller(remote.WithTransport(rt))
 	if err != nil {
@@ -259,9 +272,10 @@ func (in *Instance) Tags(ctx context.Context, img Image) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	start := time.Now()
 	tags, err := in.puller.List(ctx, repo)
 	if err != nil {
-		return nil, in.explain(img, "list tags", err)
+		return nil, in.fail(img.WithTag(""), "list tags of", start, err)
 	}
 	return tags, nil
 }
@@ -284,9 +298,10 @@ func (in *Instance) Head(ctx context.Context, img Image, tag string) (Descriptor
 	if err != nil {
 		return Descriptor{}, err
 	}
+	start := time.Now()
 	d, err := in.puller.Head(ctx, repo.Tag(tag))
 	if err != nil {
-		return Descriptor{}, in.explain(img.WithTag(tag), "read digest", err)
+		return Descriptor{}, in.fail(img.WithTag(tag), "read the digest of", start, err)
 	}
 	return Descriptor{Digest: d.Digest.String(), MediaType: string(d.MediaType)}, nil
 }
@@ -304,26 +319,28 @@ func (in *Instance) PlatformDigest(ctx context.Context, img Image, digest string
 	}
 	// Docker Hub counts manifest GETs (not HEADs) against the pull allowance;
 	// leave the last few to the admin's own pulls.
+	start := time.Now()
+	op := "read the manifest " + digest + " of"
 	if rl := in.stats.RateLimit(); !rl.Seen.IsZero() && rl.Remaining < PullReserve {
-		return "", fmt.Errorf("image %s: %s: pull allowance nearly used (%d of %d left); digest comparison deferred until it refills", img, in.ID(), rl.Remaining, rl.Limit)
+		return "", in.fail(img, op, start, notice(fmt.Sprintf("%s's pull allowance is nearly used (%d of %d left); the digest comparison waits until it refills (%s).", img.Host, rl.Remaining, rl.Limit, in.ID())))
 	}
 	d, err := in.puller.Get(ctx, repo.Digest(digest))
 	if err != nil {
-		return "", in.explain(img, "read manifest "+digest, err)
+		return "", in.fail(img, op, start, err)
 	}
 	if !d.MediaType.IsIndex() {
 		return d.Digest.String(), nil
 	}
 	idx, err := v1.ParseIndexManifest(strings.NewReader(string(d.Manifest)))
 	if err != nil {
-		return "", fmt.Errorf("image %s: index %s: %w", img, digest, err)
+		return "", in.fail(img, op, start, protocolError("the index is not a valid image index: "+err.Error()))
 	}
 	for _, m := range idx.Manifests {
 		if m.Platform != nil && m.Platform.Satisfies(p) {
 			return m.Digest.String(), nil
 		}
 	}
-	return "", fmt.Errorf("image %s: index %s has no manifest for platform %s", img, digest, p)
+	return "", in.fail(img, op, start, notice(fmt.Sprintf("%s: the index %s has no image for platform %s (%s).", img.Name(), shortDigest(digest), p, in.ID())))
 }
 
 // Test checks that the registry answers and that the credentials are good:
@@ -342,17 +359,18 @@ func (in *Instance) Test(ctx context.Context, host, repository string) error {
 		_, err := in.Tags(ctx, img)
 		return err
 	}
+	start := time.Now()
 	repo, err := in.repo(Image{Host: host, Repository: "tagwatch/test"})
 	if err != nil {
 		return err
 	}
 	auth, err := authn.Resolve(ctx, in.keys, repo.Registry)
 	if err != nil {
-		return fmt.Errorf("registry %s: credentials: %w", in.ID(), err)
+		return in.fail(img, "sign in to", start, err)
 	}
 	rt, err := transport.NewWithContext(ctx, repo.Registry, auth, in.rt, nil)
 	if err != nil {
-		return in.explain(img, "connect", err)
+		return in.fail(img, "connect to", start, err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, repo.Registry.Scheme()+"://"+repo.RegistryStr()+"/v2/", nil)
 	if err != nil {
@@ -360,11 +378,11 @@ func (in *Instance) Test(ctx context.Context, host, repository string) error {
 	}
 	res, err := (&http.Client{Transport: rt}).Do(req)
 	if err != nil {
-		return in.explain(img, "connect", err)
+		return in.fail(img, "connect to", start, err)
 	}
 	defer res.Body.Close() // CheckError reads the body for the registry's message
 	if err := transport.CheckError(res, http.StatusOK); err != nil {
-		return in.explain(img, "connect", err)
+		return in.fail(img, "connect to", start, err)
 	}
 	return nil
 }
@@ -372,40 +390,11 @@ func (in *Instance) Test(ctx context.Context, host, repository string) error {
 // ErrUnauthorized marks a registry that refused the credentials (or their absence).
 var ErrUnauthorized = errors.New("unauthorized")
 
-// explain turns a go-containerregistry error into one an admin can act on.
-func (in *Instance) explain(img Image, op string, err error) error {
-	var te *transport.Error
-	if errors.As(err, &te) {
-		switch te.StatusCode {
-		case http.StatusUnauthorized, http.StatusForbidden:
-			if in.Source == SourceImplicit {
-				// The scheme that answered: a LAN registry may speak plain HTTP.
-				scheme := "https"
-				if te.Request != nil && te.Request.URL.Scheme == "http" {
-					scheme = "http"
-				}
-				return fmt.Errorf("image %s: %s: registry %s requires credentials: configure a registry with url: %s://%s (%w: %v)",
-					img, op, img.Host, scheme, img.Host, ErrUnauthorized, err)
-			}
-			if in.Anonymous() {
-				return in.hinted(fmt.Errorf("image %s: %s: registry %s requires credentials, and %s has none: give it credentials in the config file or the Settings tab (%w: %v)",
-					img, op, img.Host, in.ID(), ErrUnauthorized, err))
-			}
-			return in.hinted(fmt.Errorf("image %s: %s: registry %s refused the credentials of %s: %w: %v", img, op, img.Host, in.ID(), ErrUnauthorized, err))
-		case http.StatusNotFound:
-			return fmt.Errorf("image %s: %s: not found on %s: %w", img, op, img.Host, err)
-		}
+func shortDigest(d string) string {
+	if alg, hex, ok := strings.Cut(d, ":"); ok && len(hex) > 12 {
+		return alg + ":" + hex[:12]
 	}
-	return fmt.Errorf("image %s: %s via %s: %w", img, op, in.ID(), err)
-}
-
-// hinted adds the kind's CredentialHint to a refusal: the one place where
-// an admin who typed the wrong login learns which one the service wants.
-func (in *Instance) hinted(err error) error {
-	if h := in.spec.CredentialHint; h != "" {
-		return fmt.Errorf("%w. %s", err, h)
-	}
-	return err
+	return d
 }
 
 // apiPrefix turns a url's path into the path the registry API is served
@@ -417,20 +406,32 @@ func apiPrefix(path string) string {
 	return strings.TrimRight(path, "/")
 }
 
-// parseURL checks a url variable: http or https, a host, nothing else.
+// parseURL checks a url variable: http or https, a host, nothing else. Its
+// errors never quote the url: it may hold a password (user:PW@host).
 func parseURL(s string) (*url.URL, error) {
 	if s == "" {
 		return nil, nil
 	}
 	u, err := url.Parse(s)
 	if err != nil {
-		return nil, fmt.Errorf("is not a URL: %v", err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		msg := err.Error()
+		if i := strings.Index(msg, "\""); i >= 0 {
+			msg = strings.TrimSpace(msg[:i]) // the quoted piece of the url
+		}
+		return nil, fmt.Errorf("is not a URL: %s", msg)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("must start with http:// or https://, not %q", s)
+		if u.Scheme == "" || u.Host == "" {
+			return nil, errors.New("must start with http:// or https://")
+		}
+		return nil, fmt.Errorf("must start with http:// or https://, not %s://", u.Scheme)
 	}
 	if u.Host == "" {
-		return nil, fmt.Errorf("has no host: %q", s)
+		return nil, errors.New("has no host")
 	}
 	return u, nil
 }

@@ -112,7 +112,7 @@ func TestProxyPerInstance(t *testing.T) {
 	t.Run("a dead proxy is the error", func(t *testing.T) {
 		in := openInstance(t, "custom", "tls", registries.Values{"url": tlsReg.URL, "cafile": tlsReg.CAFile, "proxy": "http://127.0.0.1:1"})
 		_, err := in.Tags(ctx(t), image(t, tlsReg.Host+"/team/app:1.0.0"))
-		if err == nil || !strings.Contains(err.Error(), "proxyconnect") || !strings.Contains(err.Error(), "custom.tls") {
+		if err == nil || !strings.Contains(err.Error(), "through the proxy at 127.0.0.1:1: nothing listens there") || !strings.Contains(err.Error(), "custom.tls") {
 			t.Errorf("err = %v; want one naming the proxy connection and custom.tls", err)
 		}
 	})

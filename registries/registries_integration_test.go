@@ -531,7 +531,7 @@ func TestURLSchemeIsKept(t *testing.T) {
 		_, err := in.Tags(ctx, image(t, r.Host+"/team/app:1.0.0"))
 		return err
 	}()} {
-		if err == nil || !strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
+		if err == nil || !strings.Contains(err.Error(), "answered in plain HTTP (custom.corp); write its url with http://") {
 			t.Errorf("%s with url https:// on a plain-HTTP registry: err = %v, want one saying it answers HTTP", what, err)
 		}
 	}
@@ -590,7 +590,7 @@ func TestPrivateCA(t *testing.T) {
 			}{
 				{"cafile", registries.Values{"cafile": r.CAFile}, ""},
 				{"insecure", registries.Values{"insecure": "true"}, ""},
-				{"no cafile", nil, "certificate signed by unknown authority"},
+				{"no cafile", nil, "presented a certificate from an unknown authority (custom.tls); set cafile"},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
 					vals := registries.Values{"url": r.URL, "login": "alice", "password": "pw"}

@@ -269,7 +269,7 @@ func (t *instrumented) RoundTrip(r *http.Request) (*http.Response, error) {
 			if r.Context().Err() == nil {
 				t.stats.countError("network")
 			}
-			return nil, err
+			return nil, t.viaProxy(r, err)
 		}
 		t.stats.observe(res)
 		if res.StatusCode >= 400 && !(class == RequestPing && res.StatusCode == http.StatusUnauthorized) {
@@ -308,6 +308,29 @@ func (t *instrumented) own(host string) bool {
 
 // isAPIPath reports whether p is on the registry API: /v2 or below.
 func isAPIPath(p string) bool { return p == "/v2" || strings.HasPrefix(p, "/v2/") }
+
+// viaProxy marks a failure of a request that went through a proxy, so that
+// the error says the way there failed rather than the registry: net/http
+// reports a proxy's refusal of CONNECT as its bare status text.
+func (t *instrumented) viaProxy(r *http.Request, err error) error {
+	tr, ok := t.next.(*http.Transport)
+	if !ok || tr.Proxy == nil || r.Context().Err() != nil {
+		return err
+	}
+	if u, perr := tr.Proxy(r); perr == nil && u != nil {
+		return &ProxyError{Proxy: u.Host, Err: err}
+	}
+	return err
+}
+
+// ProxyError is a request that failed on its way through a proxy.
+type ProxyError struct {
+	Proxy string // host:port of the proxy, the admin's own setting
+	Err   error
+}
+
+func (e *ProxyError) Error() string { return "via proxy " + e.Proxy + ": " + e.Err.Error() }
+func (e *ProxyError) Unwrap() error { return e.Err }
 
 // pause holds every request of the instance until wait has passed: a
 // registry that answered 429 is asking the client, not the request, to slow down.

@@ -39,7 +39,8 @@ type RegistryTest struct {
 	Kind     string    `json:"kind"`
 	Name     string    `json:"name"`
 	TestedAt time.Time `json:"testedAt"`
-	Error    string    `json:"error"` // empty: the test passed
+	Error    string    `json:"error"`            // empty: the test passed; else one sentence that says what to do
+	Detail   string    `json:"detail,omitempty"` // the facts behind Error (never what the registry sent)
 }
 
 // Location is where an image runs: a container on a Docker engine, a Swarm
@@ -113,8 +114,9 @@ type Image struct {
 	Digest       string     `json:"digest"`
 	LatestTag    string     `json:"latestTag"`
 	LatestDigest string     `json:"latestDigest"`
-	Update       string     `json:"update"` // none|major|minor|patch|build|prerelease|digest|unknown
-	Error        string     `json:"error"`
+	Update       string     `json:"update"`                // none|major|minor|patch|build|prerelease|digest|unknown
+	Error        string     `json:"error"`                 // the last check's error: one sentence that says what to do
+	ErrorDetail  string     `json:"errorDetail,omitempty"` // the facts behind it (never what the registry sent)
 	FirstSeen    time.Time  `json:"firstSeen"`
 	LastChecked  time.Time  `json:"lastChecked"`
 }

@@ -46,9 +46,31 @@ type Result struct {
 	LatestTag    string     `json:"latestTag"`
 	LatestDigest string     `json:"latestDigest"` // behind latestTag now
 	Update       UpdateKind `json:"update"`
-	Error        string     `json:"error"`
-	CheckedAt    time.Time  `json:"checkedAt"`
+	// Error is what went wrong, in one short sentence that says what to do
+	// (registries.Explain); ErrorDetail adds the facts behind it. Neither
+	// quotes what the registry sent.
+	Error       string    `json:"error"`
+	ErrorDetail string    `json:"errorDetail,omitempty"`
+	CheckedAt   time.Time `json:"checkedAt"`
+
+	// Canceled says the check was stopped before it finished (the daemon
+	// stopping): not a result to keep.
+	Canceled bool `json:"-"`
+	// raw is what the registry said, for the debug log.
+	raw string
 }
+
+// fail records err as the result's error.
+func (r *Result) fail(err error) {
+	p := registries.Explain(err)
+	r.Error, r.ErrorDetail = p.Reason, p.Detail
+	r.Canceled = p.Class == registries.ClassCanceled
+	r.raw = registries.Raw(err)
+}
+
+// Raw is what the registry said when the check failed (bodies included,
+// truncated, secrets removed): for the debug log only.
+func (r Result) Raw() string { return r.raw }
 
 // Checker checks targets against their registries. A Checker is cheap; one
 // Run is one cycle, and within a cycle each repository's tags are listed once
@@ -201,7 +223,7 @@ func (cy *cycle) check(ctx context.Context, t Target) Result {
 	}
 	in, err := cy.set.Resolve(img)
 	if err != nil {
-		r.Error = err.Error()
+		r.fail(err)
 		return r
 	}
 	r.Registry = in.ID()
@@ -214,14 +236,14 @@ func (cy *cycle) check(ctx context.Context, t Target) Result {
 		return in.Tags(ctx, img)
 	})
 	if err != nil {
-		r.Error = err.Error()
+		r.fail(err)
 		return r
 	}
 	dec := Decide(img.Tag, tags, t.Options)
 
 	now, err := cy.head(ctx, in, img, img.Tag)
 	if err != nil {
-		r.Error = err.Error()
+		r.fail(err)
 		return r
 	}
 	if r.Digest == "" {
@@ -232,7 +254,7 @@ func (cy *cycle) check(ctx context.Context, t Target) Result {
 	if dec.Kind != UpdateNone && dec.Tag != img.Tag {
 		latest, err := cy.head(ctx, in, img, dec.Tag)
 		if err != nil {
-			r.Error = err.Error()
+			r.fail(err)
 			r.Update = UpdateUnknown
 			return r
 		}
@@ -246,7 +268,7 @@ func (cy *cycle) check(ctx context.Context, t Target) Result {
 	}
 	changed, err := cy.platformChanged(ctx, in, img, t, now.Digest)
 	if err != nil {
-		r.Error = err.Error()
+		r.fail(err)
 		r.Update = UpdateUnknown
 		return r
 	}

@@ -289,7 +289,7 @@ func (d *Daemon) RunCycle(ctx context.Context, sources []Scheduled) CycleReport 
 	seen := map[string]bool{}
 	for i, k := range order {
 		r := results[i]
-		if ctx.Err() != nil && isCanceled(r.Error) {
+		if ctx.Err() != nil && (r.Canceled || isCanceled(r.Error)) {
 			rep.Aborted = true
 			continue // abandoned: keep the previous record
 		}
@@ -299,6 +299,7 @@ func (d *Daemon) RunCycle(ctx context.Context, sources []Scheduled) CycleReport 
 		records = append(records, rec)
 		if r.Error != "" {
 			rep.Errors++
+			d.Log.Debug("check failed", "image", r.Reference, "registry", r.Registry, "reason", r.Error, "detail", r.ErrorDetail, "said", r.Raw())
 		}
 		if h, ok := newUpdate(prev[k], rec); ok {
 			history = append(history, h)
@@ -376,6 +377,7 @@ func (d *Daemon) record(key string, g *group, r Result, prev store.Image) store.
 		LatestDigest: r.LatestDigest,
 		Update:       string(r.Update),
 		Error:        r.Error,
+		ErrorDetail:  r.ErrorDetail,
 		FirstSeen:    prev.FirstSeen,
 		LastChecked:  r.CheckedAt,
 	}

@@ -77,15 +77,16 @@ func newFixture(t *testing.T, auth config.WebAuth, d web.Checker) *fixture {
 	return newFixtureWith(t, auth, d, nil)
 }
 
-// newFixtureWith is newFixture with notifiers (nil: none).
-func newFixtureWith(t *testing.T, auth config.WebAuth, d web.Checker, n web.Notifiers) *fixture {
+// newFixtureWith is newFixture with notifiers (nil: none); opts set more
+// of the server's fields before it starts.
+func newFixtureWith(t *testing.T, auth config.WebAuth, d web.Checker, n web.Notifiers, opts ...func(*fixture)) *fixture {
 	t.Helper()
-	return newFixtureOn(t, storetest.Open(t), nil, auth, d, n)
+	return newFixtureOn(t, storetest.Open(t), nil, auth, d, n, opts...)
 }
 
 // newFixtureOn is newFixtureWith on a store of the test's own, with the
 // registries it saved in the UI (ui) running, as serve starts them.
-func newFixtureOn(t *testing.T, st *store.Store, ui []registries.Config, auth config.WebAuth, d web.Checker, n web.Notifiers) *fixture {
+func newFixtureOn(t *testing.T, st *store.Store, ui []registries.Config, auth config.WebAuth, d web.Checker, n web.Notifiers, opts ...func(*fixture)) *fixture {
 	t.Helper()
 	live, err := registries.NewLive(registries.DefaultCatalog(), fileConfigs, ui, registries.Options{})
 	if err != nil {
@@ -94,6 +95,9 @@ func newFixtureOn(t *testing.T, st *store.Store, ui []registries.Config, auth co
 	f := &fixture{t: t, st: st, live: live, header: http.Header{}}
 	f.srv = &web.Server{Store: st, Registries: live, Daemon: d, Auth: auth, Notifiers: n,
 		Log: slog.New(slog.NewTextHandler(&f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	for _, o := range opts {
+		o(f)
+	}
 	f.ts = httptest.NewServer(f.srv.Handler())
 	t.Cleanup(f.ts.Close)
 	f.client = &http.Client{
@@ -153,6 +157,10 @@ func (f *fixture) do(method, path string, body any, hdr ...string) (*http.Respon
 		req.Header.Set("Content-Type", ctype)
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
+		if strings.EqualFold(hdr[i], "Host") {
+			req.Host = hdr[i+1] // Go's client sends req.Host, not a Host header field
+			continue
+		}
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	res, err := f.client.Do(req)
@@ -165,7 +173,8 @@ func (f *fixture) do(method, path string, body any, hdr ...string) (*http.Respon
 		f.t.Fatal(err)
 	}
 	f.mu.Lock()
-	f.bodies = append(f.bodies, string(b))
+	// The headers too: nothing secret (or a target's marker) goes there either.
+	f.bodies = append(f.bodies, string(b), fmt.Sprint(res.Header))
 	f.mu.Unlock()
 	return res, string(b)
 }
@@ -223,10 +232,14 @@ type apiRegistry struct {
 }
 
 type apiTest struct {
-	TestedAt time.Time `json:"testedAt"`
-	OK       bool      `json:"ok"`
-	Error    string    `json:"error"`
-	Tags     []string  `json:"tags"`
+	TestedAt    time.Time `json:"testedAt"`
+	OK          bool      `json:"ok"`
+	Status      int       `json:"status"`
+	Class       string    `json:"class"`
+	Error       string    `json:"error"`
+	ErrorDetail string    `json:"errorDetail"`
+	TookMS      *int64    `json:"tookMs"`
+	TagCount    *int      `json:"tagCount"`
 }
 
 // fakeDaemon stands in for the watcher in the API tests (the browser test
@@ -296,7 +309,7 @@ func TestRegistryLifecycle(t *testing.T) {
 	}
 	res, body = f.do("POST", "/api/v1/registries/custom/mine/test", map[string]string{"image": reg.Host + "/team/app"})
 	want(t, res, body, http.StatusOK)
-	if tr := decode[apiTest](t, body); !tr.OK || !slices.Contains(tr.Tags, "1.0.0") {
+	if tr := decode[apiTest](t, body); !tr.OK || tr.TagCount == nil || *tr.TagCount != 1 || tr.TookMS == nil {
 		t.Errorf("test with image = %+v", tr)
 	}
 	res, body = f.do("POST", "/api/v1/registries/custom/mine/test", map[string]string{"image": "ghcr.io/someone/else"})
@@ -330,7 +343,8 @@ func TestRegistryLifecycle(t *testing.T) {
 	want(t, res, body, http.StatusOK)
 	res, body = f.do("POST", "/api/v1/registries/custom/mine/test", "")
 	want(t, res, body, http.StatusOK)
-	if tr := decode[apiTest](t, body); tr.OK || !strings.Contains(tr.Error, "unauthorized") {
+	if tr := decode[apiTest](t, body); tr.OK || tr.Status != 401 || tr.Class != "credentials" ||
+		tr.Error != reg.Host+" refused the credentials of custom.mine (401). Check login and password. Use what docker login accepts for this registry: often a username or e-mail with an access token as the password." {
 		t.Errorf("test with a wrong password = %+v", tr)
 	}
 	res, body = f.do("GET", "/api/v1/registries/custom/mine", nil)
@@ -396,7 +410,7 @@ func TestUnsavedTest(t *testing.T) {
 		"image": reg.Host + "/team/app",
 	})
 	want(t, res, body, http.StatusOK)
-	if tr := decode[apiTest](t, body); !tr.OK || !slices.Contains(tr.Tags, "1.0.0") {
+	if tr := decode[apiTest](t, body); !tr.OK || tr.TagCount == nil || *tr.TagCount == 0 {
 		t.Errorf("unsaved test = %+v", tr)
 	}
 

@@ -68,7 +68,7 @@ func TestBrowserKinds(t *testing.T) {
 	b.fill("#f-image", harbor.Host+"/library/app")
 	b.click("#test-button")
 	b.waitText("#test-result", "Connection ok")
-	b.waitText("#test-result", "1.1.0")
+	b.waitText("#test-result", "2 tags")
 	b.screenshot("harbor-form")
 	b.click(`button[value="save"]`)
 	lab := `article[data-id="harbor.lab"]`

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tagwatch/tagwatch/notify"
+	"github.com/tagwatch/tagwatch/registries"
 )
 
 // Notifiers is what the web needs of the running notifiers: their settings
@@ -28,10 +29,15 @@ const notifierTestTimeout = 20 * time.Second
 
 // notifierTest is the outcome of the last test of a notifier. It lives in
 // memory, like the counters.
+// Like a registry's, it reports a status, a short reason and the time
+// taken; never what the receiver answered.
 type notifierTest struct {
-	TestedAt time.Time `json:"testedAt"`
-	OK       bool      `json:"ok"`
-	Error    string    `json:"error,omitempty"`
+	TestedAt time.Time        `json:"testedAt"`
+	OK       bool             `json:"ok"`
+	Status   int              `json:"status,omitempty"`
+	Class    registries.Class `json:"class,omitempty"`
+	Error    string           `json:"error,omitempty"`
+	TookMS   int64            `json:"tookMs"`
 }
 
 // notifierTests remembers the last test of each notifier.
@@ -189,14 +195,19 @@ func (s *Server) testNotifier(ctx context.Context, name string) (notifierTest, e
 	}
 	ctx, cancel := context.WithTimeout(ctx, notifierTestTimeout)
 	defer cancel()
+	start := time.Now()
 	err := s.Notifiers.Test(ctx, name)
 	if errors.Is(err, notify.ErrUnknown) {
 		return notifierTest{}, &opError{Status: http.StatusNotFound, Msg: "no notifier is named " + name}
 	}
-	res := notifierTest{TestedAt: time.Now().UTC(), OK: err == nil}
+	res := notifierTest{TestedAt: time.Now().UTC(), OK: err == nil, TookMS: time.Since(start).Milliseconds()}
 	if err != nil {
 		res.Error = err.Error()
-		s.Log.Warn("notifier test failed", "notifier", name, "err", err)
+		var se *notify.SendError
+		if errors.As(err, &se) {
+			res.Status, res.Class = se.Status, se.Class
+		}
+		s.Log.Warn("notifier test failed", "notifier", name, "err", res.Error)
 	}
 	s.notifierTests.set(name, res)
 	return res, nil
@@ -275,7 +286,7 @@ func (s *Server) apiTestNotifier(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !res.OK {
-		writeError(w, http.StatusBadGateway, res.Error, nil)
+		writeJSON(w, http.StatusBadGateway, res)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})

@@ -138,7 +138,7 @@ func TestNotifiersAPIAndPage(t *testing.T) {
 	if h.Type != "webhook" || h.Service != "webhook" || h.Source != "file" || h.Threshold != "minor" || h.Images != "^team/" || !h.Batch || h.Test != nil {
 		t.Errorf("hook: %+v", h)
 	}
-	if wantURL := good.URL + "/hook/***"; h.URL != wantURL {
+	if wantURL := good.URL + "/***"; h.URL != wantURL {
 		t.Errorf("hook url %q, want %q", h.URL, wantURL)
 	}
 	if !strings.Contains(list[1].URL, "***@") || list[1].Threshold != "all" || list[1].Batch {
@@ -159,7 +159,7 @@ func TestNotifiersAPIAndPage(t *testing.T) {
 	// A failing receiver: 502 and its error, secrets removed.
 	res, body = f.do("POST", "/api/v1/notifiers/broken/test", nil)
 	want(t, res, body, http.StatusBadGateway)
-	if e := decode[apiError](t, body); !strings.Contains(e.Error, "500") || !strings.Contains(e.Error, "broken") {
+	if e := decode[apiError](t, body); !strings.Contains(e.Error, "failed with a server error (500 Internal Server Error) for notifier broken") {
 		t.Errorf("failed test error: %s", body)
 	} else {
 		t.Logf("failed test: %s", e.Error)
@@ -197,7 +197,7 @@ func TestNotifiersAPIAndPage(t *testing.T) {
 	res, body = f.do("GET", "/settings/notifications", nil)
 	want(t, res, body, http.StatusOK)
 	for _, s := range []string{`id="notifier-hook"`, `id="notifier-broken"`, "Webhook (JSON)", "config file", "read-only",
-		good.URL + "/hook/***", "^team/", "minor", "Test ok", "Test failed", `action="/settings/notifications/hook/test"`,
+		good.URL + "/***", "^team/", "minor", "Test ok", "Test failed", `action="/settings/notifications/hook/test"`,
 		`<a href="/settings/notifications" aria-current="page">Notifications</a>`} {
 		if !strings.Contains(body, s) {
 			t.Errorf("the page lacks %q", s)

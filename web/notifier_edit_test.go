@@ -59,7 +59,7 @@ func TestNotifiersEditAPI(t *testing.T) {
 		t.Errorf("Location %q", loc)
 	}
 	v := decode[apiNotifierRW](t, body)
-	if v.Source != "ui" || v.ReadOnly || !v.Active || v.Threshold != "major" || !v.Batch || v.URL != team.URL+"/team/***" {
+	if v.Source != "ui" || v.ReadOnly || !v.Active || v.Threshold != "major" || !v.Batch || v.URL != team.URL+"/***" {
 		t.Errorf("created: %s", body)
 	}
 	all := listed(t, f)
@@ -139,7 +139,7 @@ func TestNotifiersEditAPI(t *testing.T) {
 	// Edit without the url: the saved one is kept, the rest replaced.
 	res, body = f.do("PUT", "/api/v1/notifiers/team", map[string]any{"settings": map[string]string{"type": "webhook", "threshold": "minor", "url": ""}})
 	want(t, res, body, http.StatusOK)
-	if v := decode[apiNotifierRW](t, body); v.Threshold != "minor" || v.Batch || v.URL != team.URL+"/team/***" || v.Test != nil {
+	if v := decode[apiNotifierRW](t, body); v.Threshold != "minor" || v.Batch || v.URL != team.URL+"/***" || v.Test != nil {
 		t.Errorf("edited: %s", body)
 	}
 	res, body = f.do("POST", "/api/v1/notifiers/team/test", nil)
@@ -214,7 +214,7 @@ func TestNotifiersEditForms(t *testing.T) {
 	res, body = f.do("GET", "/settings/notifications?saved=team", nil)
 	want(t, res, body, http.StatusOK)
 	for _, s := range []string{"Saved team", `id="notifier-team"`, `<span class="badge src-ui">UI</span>`, `href="/settings/notifications/team/edit"`,
-		`action="/settings/notifications/team/delete"`, `<details class="confirm">`, team.URL + "/team/***"} {
+		`action="/settings/notifications/team/delete"`, `<details class="confirm">`, team.URL + "/***"} {
 		if !strings.Contains(body, s) {
 			t.Errorf("the page lacks %q", s)
 		}
@@ -228,7 +228,7 @@ func TestNotifiersEditForms(t *testing.T) {
 	}
 	res, body = f.do("POST", "/settings/notifications/team/edit", url.Values{"url": {""}, "type": {"webhook"}, "threshold": {"major"}})
 	want(t, res, body, http.StatusSeeOther)
-	if all := listed(t, f); all["team"].Threshold != "major" || all["team"].URL != team.URL+"/team/***" {
+	if all := listed(t, f); all["team"].Threshold != "major" || all["team"].URL != team.URL+"/***" {
 		t.Errorf("after the edit: %+v", all["team"])
 	}
 	res, body = f.do("GET", "/settings/notifications/hook/edit", nil)

@@ -44,11 +44,24 @@ type registryView struct {
 	CanDelete bool `json:"-"`
 }
 
+// testView is a connection test's outcome: a status, a short classified
+// reason and the time it took; never what the registry sent (issue 11:
+// a test reports, it does not relay).
 type testView struct {
 	TestedAt time.Time `json:"testedAt"`
 	OK       bool      `json:"ok"`
-	Error    string    `json:"error"`
-	Tags     []string  `json:"tags,omitempty"` // with a test image: the first tags listed
+	// Status is the HTTP status that failed the test, when one did.
+	Status int `json:"status,omitempty"`
+	// Class sorts the failure (credentials, not-found, tls, timeout, …).
+	Class registries.Class `json:"class,omitempty"`
+	// Error is one sentence that says what to do, as the tile shows it;
+	// ErrorDetail adds the facts behind it.
+	Error       string `json:"error"`
+	ErrorDetail string `json:"errorDetail,omitempty"`
+	// TookMS is how long the test ran, in milliseconds.
+	TookMS int64 `json:"tookMs"`
+	// TagCount, with a test image, is how many tags the repository lists.
+	TagCount *int `json:"tagCount,omitempty"`
 }
 
 type rateLimitView struct {
@@ -207,7 +220,7 @@ func (s *Server) finishView(v *registryView, rec *store.Registry, tests map[stri
 	if !ok || t.TestedAt.IsZero() || (rec != nil && t.TestedAt.Before(rec.UpdatedAt)) {
 		return
 	}
-	v.Test = &testView{TestedAt: t.TestedAt, OK: t.Error == "", Error: t.Error}
+	v.Test = &testView{TestedAt: t.TestedAt, OK: t.Error == "", Error: t.Error, ErrorDetail: t.Detail}
 }
 
 // registryInput is what the form or the API sends to save or test an instance.
@@ -544,11 +557,10 @@ func (s *Server) testSaved(ctx context.Context, kind, name, image string) (testV
 		}
 		return testView{}, &opError{Status: http.StatusNotFound, Msg: fmt.Sprintf("no registry %s.%s", kind, name)}
 	}
-	tv := runTest(ctx, inst, image)
-	if err := s.Store.PutRegistryTest(store.RegistryTest{Kind: kind, Name: name, TestedAt: tv.TestedAt, Error: tv.Error}); err != nil {
+	tv := s.runTest(ctx, inst, image)
+	if err := s.Store.PutRegistryTest(store.RegistryTest{Kind: kind, Name: name, TestedAt: tv.TestedAt, Error: tv.Error, Detail: tv.ErrorDetail}); err != nil {
 		return testView{}, err
 	}
-	s.Log.Info("registry tested", "registry", inst.ID(), "ok", tv.OK)
 	return tv, nil
 }
 
@@ -562,17 +574,26 @@ func (s *Server) testUnsaved(ctx context.Context, in registryInput, image string
 	if err != nil {
 		return testView{}, err
 	}
-	return runTest(ctx, inst, image), nil
+	return s.runTest(ctx, inst, image), nil
 }
 
 // runTest tests an instance: with an image ("host/repository"), by listing
 // its tags, which proves pull access; without, by the /v2/ handshake on the
-// host the instance serves.
-func runTest(ctx context.Context, inst *registries.Instance, image string) testView {
+// host the instance serves. It runs on an instance of its own whose
+// connections refuse link-local and cloud metadata addresses (unless
+// web.allowlinklocal): whoever can press Test must not reach those through
+// tagwatch. The outcome is classified (registries.Explain); what the
+// registry said goes to the debug log only.
+func (s *Server) runTest(ctx context.Context, running *registries.Instance, image string) testView {
 	ctx, cancel := context.WithTimeout(ctx, testTimeout)
 	defer cancel()
+	start := time.Now()
 	tv := testView{}
 	err := func() error {
+		inst, err := running.Isolated(registries.Options{Transport: registries.TestTransport(s.AllowLinkLocal)})
+		if err != nil {
+			return err
+		}
 		if image = strings.TrimSpace(image); image != "" {
 			img, err := registries.ParseImage(image)
 			if err != nil {
@@ -582,10 +603,10 @@ func runTest(ctx context.Context, inst *registries.Instance, image string) testV
 				return fmt.Errorf("registry %s does not serve %s", inst.ID(), img.Host)
 			}
 			tags, err := inst.Tags(ctx, img)
-			if len(tags) > 20 {
-				tags = tags[len(tags)-20:]
+			if err == nil {
+				n := len(tags)
+				tv.TagCount = &n
 			}
-			tv.Tags = tags
 			return err
 		}
 		_, host := inst.Hosts()
@@ -595,10 +616,17 @@ func runTest(ctx context.Context, inst *registries.Instance, image string) testV
 		return inst.Test(ctx, host, "")
 	}()
 	tv.TestedAt = time.Now().UTC()
+	tv.TookMS = time.Since(start).Milliseconds()
 	if err != nil {
-		tv.Error = redact(err.Error(), inst.Values, inst.Spec())
+		p := registries.Explain(err)
+		tv.Status, tv.Class = p.Status, p.Class
+		tv.Error = redact(p.Reason, running.Values, running.Spec())
+		tv.ErrorDetail = redact(p.Detail, running.Values, running.Spec())
+		s.Log.Info("registry tested", "registry", running.ID(), "ok", false, "reason", tv.Error, "took_ms", tv.TookMS)
+		s.Log.Debug("registry test: what was said", "registry", running.ID(), "detail", tv.ErrorDetail, "said", registries.Raw(err))
 	} else {
 		tv.OK = true
+		s.Log.Info("registry tested", "registry", running.ID(), "ok", true, "took_ms", tv.TookMS)
 	}
 	return tv
 }

@@ -37,6 +37,16 @@ type Server struct {
 	// Metrics serves GET /metrics (Prometheus), behind the same auth as
 	// the API; nil leaves the route out.
 	Metrics http.Handler
+	// Listen is the address the server listens on: its host is one the
+	// Host check accepts, and an unspecified one (0.0.0.0, ::) lets
+	// requests name the server by any IP address.
+	Listen string
+	// Hosts are more host names to answer to (web.hosts): a reverse
+	// proxy's public name.
+	Hosts []string
+	// AllowLinkLocal lets connection tests reach link-local and cloud
+	// metadata addresses (web.allowlinklocal).
+	AllowLinkLocal bool
 	// Notifiers are the running notifiers: the config file's (read-only)
 	// and those saved in Settings → Notifications, which the UI and the API
 	// add, edit and delete; nil: not available.
@@ -47,6 +57,7 @@ type Server struct {
 	once  sync.Once
 	pages *pages
 	auth  *authenticator
+	hosts *hostPolicy
 	// notifierTests are the outcomes of the notifiers' last tests.
 	notifierTests notifierTests
 }
@@ -66,12 +77,14 @@ func (s *Server) init() {
 			s.Log = slog.New(slog.DiscardHandler)
 		}
 		s.pages = mustParsePages()
-		s.auth = newAuthenticator(s.Auth)
+		s.auth = newAuthenticator(s.Auth, s.Log)
+		s.hosts = newHostPolicy(s.Listen, s.Hosts)
 	})
 }
 
 // Handler is the whole site: pages, static files and the API, behind the
-// security headers, authentication and cross-origin protection.
+// security headers, the Host check, cross-origin protection and
+// authentication.
 func (s *Server) Handler() http.Handler {
 	s.init()
 	mux := http.NewServeMux()
@@ -139,6 +152,7 @@ func (s *Server) Handler() http.Handler {
 		http.Error(w, "Forbidden: cross-origin request refused", http.StatusForbidden)
 	}))
 	h = cop.Handler(h)
+	h = s.checkHost(h)
 	return secureHeaders(h)
 }
 

@@ -153,7 +153,7 @@ func TestCheckPrivateRegistry(t *testing.T) {
 	// With no instance for the host, the registry is tried anonymously and
 	// the error says what to configure: this one answered over plain HTTP.
 	rs, code = checkJSON(t, nil, img)
-	if code != 1 || rs[0].Registry != "custom."+reg.Host || !strings.Contains(rs[0].Error, "requires credentials: configure a registry with url: http://"+reg.Host) {
+	if code != 1 || rs[0].Registry != "custom."+reg.Host || !strings.Contains(rs[0].Error, "requires credentials (401). Configure a registry with url: http://"+reg.Host) {
 		t.Fatalf("implicit registry: exit %d, %+v", code, rs[0])
 	}
 	if rs[0].Reference != img {

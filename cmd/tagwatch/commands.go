@@ -64,14 +64,16 @@ func noArgs(fs *flag.FlagSet, stderr io.Writer) bool {
 const configUsage = `Usage: tagwatch config COMMAND [flags]
 
 Commands:
-  validate   load the config file and the TAGWATCH_* environment, open every
-             registry instance, and report every error (exit 0 or 2)
-  example    print an example configuration file
+  validate       load the config file and the TAGWATCH_* environment, open
+                 every registry instance, and report every error (exit 0 or 2)
+  example        print an example configuration file
+  hash-password  print the bcrypt hash of a password read on stdin (web.auth.password)
+  token          print a new random API token (web.auth.token)
 
 Run 'tagwatch config COMMAND --help' for a command's flags.
 `
 
-func runConfig(args, environ []string, stdout, stderr io.Writer) int {
+func runConfig(args, environ []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, configUsage)
 		return exitUsage
@@ -81,6 +83,10 @@ func runConfig(args, environ []string, stdout, stderr io.Writer) int {
 		return runConfigValidate(args[1:], environ, stdout, stderr)
 	case "example":
 		return runConfigExample(args[1:], stdout, stderr)
+	case "hash-password":
+		return runHashPassword(args[1:], stdin, stdout, stderr)
+	case "token":
+		return runToken(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, configUsage)
 		return exitOK

@@ -99,7 +99,7 @@ func TestCheckKindsJSON(t *testing.T) {
 		if r.Registry != want[r.Image] {
 			t.Errorf("%s: registry %q; want %q", r.Image, r.Registry, want[r.Image])
 		}
-		if r.Error == "" || !strings.Contains(r.Error, "Forbidden") {
+		if r.Error == "" || !strings.Contains(r.Error, "through the proxy at "+strings.TrimPrefix(p.URL, "http://")+": it answered 403 Forbidden") {
 			t.Errorf("%s: error %q; want the proxy's refusal", r.Image, r.Error)
 		}
 		host, _, _ := strings.Cut(r.Image, "/")

@@ -28,6 +28,8 @@ Usage:
   tagwatch check [--config FILE] [--json] [--platform OS/ARCH] [IMAGE...]
   tagwatch config validate [--config FILE]
   tagwatch config example
+  tagwatch config hash-password [--cost N]
+  tagwatch config token
   tagwatch store rotate-key [--data FILE] [--new-key-file FILE]
   tagwatch version
   tagwatch healthcheck [--url URL]
@@ -71,7 +73,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	case "check":
 		return runCheck(ctx, args[1:], environ, stdout, stderr)
 	case "config":
-		return runConfig(args[1:], environ, stdout, stderr)
+		return runConfig(args[1:], environ, os.Stdin, stdout, stderr)
 	case "store":
 		return runStore(args[1:], environ, stdout, stderr)
 	case "version":

@@ -118,7 +118,7 @@ Flags:
 	specs := append(slices.Clone(cfg.Notifiers), web.UINotifiers(saved, cfg.Notifiers, func(name string, err error) {
 		log.Error("a notifier saved in the UI is invalid; left out", "notifier", name, "err", err)
 	})...)
-	notifiers, err := notify.New(specs, st, notify.Options{Log: log})
+	notifiers, err := notify.New(specs, st, notify.Options{Log: log, AllowLinkLocalTests: cfg.Web.AllowLinkLocal})
 	if err != nil {
 		fmt.Fprintf(stderr, "tagwatch: %v\n", err)
 		return exitUsage
@@ -156,8 +156,9 @@ Flags:
 	}
 
 	srv := &http.Server{
-		Addr:              *listen,
-		Handler:           (&web.Server{Store: st, Registries: live, Daemon: d, Auth: cfg.Web.Auth, Log: log, Metrics: metrics.Handler(met), Notifiers: notifiers}).Handler(),
+		Addr: *listen,
+		Handler: (&web.Server{Store: st, Registries: live, Daemon: d, Auth: cfg.Web.Auth, Log: log, Metrics: metrics.Handler(met), Notifiers: notifiers,
+			Listen: *listen, Hosts: cfg.Web.Hosts, AllowLinkLocal: cfg.Web.AllowLinkLocal}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,

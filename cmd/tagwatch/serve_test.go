@@ -49,8 +49,8 @@ func TestServeProcess(t *testing.T) {
 type child struct {
 	cmd  *exec.Cmd
 	base string // http://127.0.0.1:PORT
-	done chan error
 	log  string // the file its stderr (the log) goes to
+	done chan error
 }
 
 func startServe(t *testing.T, args ...string) *child {

@@ -234,9 +234,9 @@
         });
         showFieldErrors(form, []);
         out.className = "test-result " + (r.ok ? "ok" : "fail");
-        out.textContent = r.ok
-          ? "Connection ok" + (r.tags && r.tags.length ? " · tags: " + r.tags.join(", ") : "")
-          : "Connection failed: " + r.error;
+        out.textContent = (r.ok
+          ? "Connection ok" + (typeof r.tagCount === "number" ? " · " + r.tagCount + " tags" : "")
+          : "Connection failed: " + r.error) + " · " + r.tookMs + " ms";
       } catch (err) {
         const rest = showFieldErrors(form, err.body && err.body.fields);
         out.className = "test-result fail";
