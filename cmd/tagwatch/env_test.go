@@ -34,7 +34,7 @@ import (
 func TestEveryVariableTakesFile(t *testing.T) {
 	names := documentedVariables(t)
 	for _, must := range []string{"TAGWATCH_CONFIG", "TAGWATCH_DATA", "TAGWATCH_LOG_FORMAT", "TAGWATCH_LOG_LEVEL",
-		"TAGWATCH_WEB_LISTEN", "TAGWATCH_REGISTRY_GCR_MAIN_CLIENTEMAIL", "TAGWATCH_WATCHER_MAIN_CRON", "TAGWATCH_NOTIFIER_MAIN_URL"} {
+		"TAGWATCH_WEB_LISTEN", "TAGWATCH_REGISTRY_GCR_MAIN_JSONKEY", "TAGWATCH_WATCHER_MAIN_CRON", "TAGWATCH_NOTIFIER_MAIN_URL"} {
 		if !slices.Contains(names, must) {
 			t.Fatalf("the README's environment reference does not lead to %s; found %v", must, names)
 		}
