@@ -2,6 +2,7 @@ package watcher
 
 import (
 	"cmp"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -281,8 +282,12 @@ func ParseTag(s string) (Tag, bool) {
 
 	var marker string
 	pos := start
-	if end, ok := t.dashedDate(s, start); ok {
-		marker, pos = "@d", end
+	dated := start+10 <= len(s) && s[start+4] == '-' // quick: most tags are no date
+	if dated {
+		pos, dated = t.dashedDate(s, start)
+	}
+	if dated {
+		marker = "@d"
 		if end, layout, ok := t.clock(s, pos); ok {
 			marker, pos = marker+layout, end
 		}
@@ -315,8 +320,14 @@ func ParseTag(s string) (Tag, bool) {
 		numbered = pre != ""
 	}
 	t.pre, t.preNumbered = pre, numbered
-	t.family = marker + t.splitSuffix(rest)
-	t.rolling = hasToken(rest, "nightly")
+	t.family = t.splitSuffix(rest)
+	if marker != "" {
+		t.family = marker + t.family
+	}
+	// A bare nightly right after the version (1.22-nightly-rootless), which
+	// splitPrerelease left in the suffix.
+	t.rolling = pre == "" && len(rest) >= 8 && isSeparator(rest[0]) && strings.EqualFold(rest[1:8], "nightly") &&
+		(len(rest) == 8 || isSeparator(rest[8]))
 	return t, true
 }
 
@@ -324,13 +335,20 @@ func ParseTag(s string) (Tag, bool) {
 // returns where it ends.
 func (t *Tag) numbers(s string, pos int) (int, bool) {
 	for {
+		// By hand rather than strconv.ParseUint: this runs for every tag of
+		// every repository, and the general parser costs a tenth of Decide.
 		end := pos
+		var n uint64
 		for end < len(s) && isDigit(s[end]) {
+			d := uint64(s[end] - '0')
+			if n > (math.MaxUint64-d)/10 {
+				return 0, false // too large for a version number
+			}
+			n = n*10 + d
 			end++
 		}
-		n, err := strconv.ParseUint(s[pos:end], 10, 64)
-		if err != nil {
-			return 0, false // too large for a version number
+		if end == pos {
+			return 0, false
 		}
 		if t.parts == 0 && end-pos >= timestampDigits {
 			if !isTimestamp(s[pos:end]) {
@@ -484,7 +502,13 @@ func (t *Tag) respin(s string, pos int) int {
 // shape, the rc1 orders it. A bare word there (-alpine-dev) may name the
 // variant itself and is left alone.
 func trailingPrerelease(suffix string) (pre, rest string) {
-	cut := strings.LastIndexAny(suffix, "-_")
+	if !containsDigit(suffix) {
+		return "", suffix // the common -alpine: no number, no numbered pre-release
+	}
+	cut := len(suffix) - 1
+	for cut > 0 && !isTokenSeparator(suffix[cut]) {
+		cut--
+	}
 	if cut <= 0 {
 		return "", suffix
 	}
@@ -493,22 +517,6 @@ func trailingPrerelease(suffix string) (pre, rest string) {
 		return "", suffix
 	}
 	return p, suffix[:cut]
-}
-
-// hasToken reports whether word is one of the '-' or '_' separated tokens
-// of s, in any case.
-func hasToken(s, word string) bool {
-	for len(s) > 0 {
-		i := strings.IndexAny(s, "-_")
-		if i < 0 {
-			return strings.EqualFold(s, word)
-		}
-		if strings.EqualFold(s[:i], word) {
-			return true
-		}
-		s = s[i+1:]
-	}
-	return false
 }
 
 // versionStart finds where the version begins: the first number that starts
@@ -522,7 +530,7 @@ func versionStart(s string) int {
 		if !isDigit(s[i]) {
 			continue
 		}
-		if i > 0 && s[i-1] == '.' && isDashedDate(s, i) {
+		if i > 0 && s[i-1] == '.' && i+10 <= len(s) && s[i+4] == '-' && isDashedDate(s, i) {
 			return i // MinIO's RELEASE.2024-09-22T00-33-43Z
 		}
 		atToken := i == 0 || s[i-1] == '-' || s[i-1] == '_'
@@ -712,6 +720,11 @@ func buildCounter(token string, first bool) (label string, n uint64, ok bool) {
 // even when the sha happens to be all digits, and those that name a pull or
 // merge request (pr-42): numbered, but not versions.
 func hasShaPrefix(s string) bool {
+	switch s[0] | 0x20 { // most tags start with a digit or v: done
+	case 's', 'g', 'c', 'p', 'm':
+	default:
+		return false
+	}
 	for _, p := range [...]string{"sha-", "sha256-", "git-", "commit-", "pr-", "pr_", "pull-", "pull_", "mr-"} {
 		if len(s) > len(p) && strings.EqualFold(s[:len(p)], p) {
 			return true
