@@ -30,6 +30,9 @@ type RegistryTest struct {
 	Name     string    `json:"name"`
 	TestedAt time.Time `json:"testedAt"`
 	Error    string    `json:"error"` // empty: the test passed
+	// Settings is the UpdatedAt of the saved settings this test tested, for
+	// a test run in the form before they were saved; zero otherwise.
+	Settings time.Time `json:"settings,omitzero"`
 }
 
 // Location is where an image runs: a container on a Docker engine, or the

@@ -49,6 +49,8 @@ type Server struct {
 	auth  *authenticator
 	// notifierTests are the outcomes of the notifiers' last tests.
 	notifierTests notifierTests
+	// formTests are the tests of registry settings not saved yet.
+	formTests formTests
 }
 
 //go:embed static
