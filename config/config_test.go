@@ -289,3 +289,40 @@ func TestEnvFileRule(t *testing.T) {
 		t.Errorf("Get(LOG_LEVEL) = %q, want the default", got)
 	}
 }
+
+// TestYAMLAnchorsAndMerges: watchers sharing settings through an anchor and
+// a merge key, each adding its own; its own keys win.
+func TestYAMLAnchorsAndMerges(t *testing.T) {
+	p := write(t, `x-tls: &tls
+  cafile: /certs/ca.pem
+  certfile: /certs/cert.pem
+  keyfile: /certs/key.pem
+  cron: "0 * * * *"
+watchers:
+  nas: {<<: *tls, host: "tcp://nas.lan:2376"}
+  pi:
+    <<: *tls
+    host: tcp://pi.lan:2376
+    cron: "*/5 * * * *"
+`)
+	_, err := config.Load(p, nil, registries.DefaultCatalog())
+	mentions(t, err, p, ":1: x-tls: is not a tagwatch setting") // top-level keys are settings
+	p = write(t, `watchers:
+  nas: &tls {host: "tcp://nas.lan:2376", cafile: /certs/ca.pem, certfile: /certs/cert.pem, keyfile: /certs/key.pem, cron: "0 * * * *"}
+  pi:
+    <<: *tls
+    host: tcp://pi.lan:2376
+    cron: "*/5 * * * *"
+`)
+	c, err := config.Load(p, nil, registries.DefaultCatalog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := config.Watcher{Host: "tcp://pi.lan:2376", CAFile: "/certs/ca.pem", CertFile: "/certs/cert.pem", KeyFile: "/certs/key.pem", Cron: "*/5 * * * *"}
+	if got := c.Watchers["pi"]; got != want {
+		t.Errorf("pi = %+v, want %+v", got, want)
+	}
+	if got := c.Watchers["nas"]; got.Cron != "0 * * * *" || got.Host != "tcp://nas.lan:2376" {
+		t.Errorf("nas = %+v", got)
+	}
+}

@@ -40,9 +40,12 @@ func (c *Config) decode(path, field string, n *yaml.Node, v reflect.Value) []err
 		if n.Kind != yaml.MappingNode {
 			return []error{&Error{at, field, "must be a map of settings (" + strings.Join(yamlKeys(v.Type()), ", ") + ")"}}
 		}
-		var errs []error
+		errs := c.merges(path, field, n, v)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			key, val := n.Content[i], n.Content[i+1]
+			if isMerge(key) {
+				continue
+			}
 			sub := join(field, key.Value)
 			f, ok := fieldByKey(v, key.Value)
 			if !ok {
@@ -65,9 +68,12 @@ func (c *Config) decode(path, field string, n *yaml.Node, v reflect.Value) []err
 		if v.IsNil() {
 			v.Set(reflect.MakeMap(v.Type()))
 		}
-		var errs []error
+		errs := c.merges(path, field, n, v)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			key, val := n.Content[i], n.Content[i+1]
+			if isMerge(key) {
+				continue
+			}
 			sub := join(field, key.Value)
 			c.where[sub] = Origin{File: path, Line: key.Line}
 			elem := reflect.New(v.Type().Elem()).Elem()
@@ -100,6 +106,27 @@ func (c *Config) decode(path, field string, n *yaml.Node, v reflect.Value) []err
 	}
 	return nil
 }
+
+// merges applies a mapping's merge keys (<<: *anchor, or a list of them)
+// first, so that its own keys win, as YAML has it: watchers sharing TLS
+// settings through an anchor.
+func (c *Config) merges(path, field string, n *yaml.Node, v reflect.Value) []error {
+	var errs []error
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if key, val := n.Content[i], n.Content[i+1]; isMerge(key) {
+			from := []*yaml.Node{val}
+			if val.Kind == yaml.SequenceNode {
+				from = val.Content
+			}
+			for _, m := range from {
+				errs = append(errs, c.decode(path, field, m, v)...)
+			}
+		}
+	}
+	return errs
+}
+
+func isMerge(key *yaml.Node) bool { return key.Kind == yaml.ScalarNode && key.Tag == "!!merge" }
 
 func join(field, key string) string {
 	if field == "" {
