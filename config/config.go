@@ -4,14 +4,15 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
+	"maps"
 	"os"
+	"reflect"
 	"sort"
 	"strings"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"gopkg.in/yaml.v3"
 
 	"github.com/tagwatch/tagwatch/notify"
@@ -147,7 +148,11 @@ type Error struct {
 // Error never quotes a URL's userinfo: a url: ftp://user:PW@h written by
 // mistake must not have its password printed by `config validate`.
 func (e *Error) Error() string {
-	return fmt.Sprintf("%s: %s: %s", e.Origin, e.Field, registries.RedactUserinfo(e.Msg))
+	msg := registries.RedactUserinfo(e.Msg)
+	if e.Field == "" {
+		return fmt.Sprintf("%s: %s", e.Origin, msg)
+	}
+	return fmt.Sprintf("%s: %s: %s", e.Origin, e.Field, msg)
 }
 
 // Default is the configuration with nothing configured.
@@ -158,24 +163,33 @@ func Default() *Config {
 // Load reads path (may be "" for none) and then the environment, and
 // validates the result against the registry catalog.
 func Load(path string, environ []string, cat registries.Catalog) (*Config, error) {
-	c := Default()
-	var parseErr error
-	if path != "" {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("config: %w", err)
-		}
-		parseErr = c.parse(path, data, cat)
-	}
-	// Report every problem at once, from the file and the environment alike.
-	if err := errors.Join(parseErr, c.applyEnv(environ, cat), c.validate(cat)); err != nil {
+	c, err := LoadAll(path, environ, cat)
+	if err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-// file is the YAML document; registries are walked by hand to keep the line
-// of every variable.
+// LoadAll is Load for config validate: along with every error it returns
+// what could be read, the registries and images with errors left out, so
+// that the checks made after loading (opening registries, the listen
+// address) can run and report theirs in the same run.
+func LoadAll(path string, environ []string, cat registries.Catalog) (*Config, error) {
+	c := Default()
+	var parseErr error
+	if path != "" {
+		if data, err := os.ReadFile(path); err != nil {
+			parseErr = fmt.Errorf("config: %w", err)
+		} else {
+			parseErr = c.parse(path, data, cat)
+		}
+	}
+	// Report every problem at once, from the file and the environment alike.
+	return c, errors.Join(parseErr, c.applyEnv(ReadEnv(environ), cat), c.validate(cat))
+}
+
+// file is the YAML document. Registries and notifiers are walked by hand,
+// keeping the line of every variable; the rest is read by decode.
 type file struct {
 	Registries yaml.Node          `yaml:"registries"`
 	Watchers   map[string]Watcher `yaml:"watchers"`
@@ -187,33 +201,23 @@ type file struct {
 }
 
 func (c *Config) parse(path string, data []byte, cat registries.Catalog) error {
-	var f file
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	// An empty file is a valid, empty configuration.
-	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		// yaml quotes the value it could not read: never a URL's password.
-		return fmt.Errorf("%s: %s", path, registries.RedactUserinfo(err.Error()))
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return syntaxError(path, err)
 	}
-	var errs []error
+	if len(doc.Content) == 0 {
+		return nil // an empty file is a valid, empty configuration
+	}
+	var f file
+	errs := c.decode(path, "", doc.Content[0], reflect.ValueOf(&f).Elem())
 	if f.Registries.Kind != 0 {
 		errs = append(errs, c.parseRegistries(path, &f.Registries, cat)...)
 	}
 	if f.Notifiers.Kind != 0 {
 		errs = append(errs, c.parseNotifiers(path, &f.Notifiers)...)
 	}
-	for name, w := range f.Watchers {
-		c.Watchers[name] = w
-	}
-	// Image entries keep their lines for errors found in validate.
-	var doc yaml.Node
-	_ = yaml.Unmarshal(data, &doc)
-	c.placeWatchers(path, &doc)
-	c.placeWeb(path, &doc)
-	for i, img := range f.Images {
-		c.where[fmt.Sprintf("images[%d]", i)] = Origin{File: path, Line: imageLine(&doc, i)}
-		c.Images = append(c.Images, img)
-	}
+	maps.Copy(c.Watchers, f.Watchers)
+	c.Images = append(c.Images, f.Images...)
 	if f.Web.Listen == "" {
 		f.Web.Listen = c.Web.Listen
 	}
@@ -221,7 +225,6 @@ func (c *Config) parse(path string, data []byte, cat registries.Catalog) error {
 	c.ImagesCron = f.Cron
 	if f.Platform != "" {
 		c.Platform = f.Platform
-		c.where["platform"] = Origin{File: path, Line: keyLine(&doc, "platform")}
 	}
 	return errors.Join(errs...)
 }
@@ -322,43 +325,107 @@ func (c *Config) setRegistry(rc registries.Config) {
 func (c *Config) validate(cat registries.Catalog) error {
 	var errs []error
 	sort.Slice(c.Registries, func(i, j int) bool { return c.Registries[i].ID() < c.Registries[j].ID() })
-	for i, rc := range c.Registries {
+	valid := c.Registries[:0]
+	for _, rc := range c.Registries {
 		p, _ := cat.Provider(rc.Kind)
 		vals, err := p.Spec().Validate(rc.ID(), rc.Values)
 		if err != nil {
 			errs = append(errs, c.placeRegistryErr(rc, err)...)
 			continue
 		}
-		c.Registries[i].Values = vals
+		rc.Values = vals
+		valid = append(valid, rc)
 	}
-	for i := range c.Images {
-		img := &c.Images[i]
-		field := fmt.Sprintf("images[%d]", i)
-		o := c.where[field]
-		if img.Image == "" {
-			errs = append(errs, &Error{o, field + ".image", "is required"})
+	c.Registries = valid
+	images := c.Images[:0]
+	for i, img := range c.Images {
+		if imgErrs := c.validateImage(i, &img); len(imgErrs) > 0 {
+			errs = append(errs, imgErrs...)
 			continue
 		}
-		if _, err := registries.ParseImage(img.Image); err != nil {
-			errs = append(errs, &Error{o, field + ".image", err.Error()})
-			continue
-		}
-		opts, err := watcher.ParseTagOptions(img.Tag.Include, img.Tag.Exclude, img.Tag.Transform, img.Watch.Digest, img.Tag.Policy)
-		if err != nil {
-			errs = append(errs, &Error{o, field + " (" + img.Image + ")", err.Error()})
-			continue
-		}
-		img.Options = opts
-		if img.Link.Template != "" {
-			if err := watcher.ParseLinkTemplate(img.Link.Template); err != nil {
-				errs = append(errs, &Error{o, field + " (" + img.Image + ")", err.Error()})
-			}
-		}
+		images = append(images, img)
+	}
+	c.Images = images
+	if _, err := v1.ParsePlatform(c.Platform); err != nil {
+		errs = append(errs, &Error{c.where["platform"], "platform", err.Error()})
 	}
 	errs = append(errs, c.validateWatchers()...)
 	errs = append(errs, c.validateNotifiers()...)
 	errs = append(errs, c.validateWeb()...)
 	return errors.Join(errs...)
+}
+
+// tagOptionKeys are where each option ParseTagOptions names is written.
+var tagOptionKeys = map[string]string{"include": "tag.include", "exclude": "tag.exclude", "transform": "tag.transform",
+	"policy": "tag.policy", "digest": "watch.digest"}
+
+// validateImage checks the i-th entry of images: and parses its options,
+// reporting every bad option at the line it is written on.
+func (c *Config) validateImage(i int, img *Image) []error {
+	field := fmt.Sprintf("images[%d]", i)
+	if img.Image == "" {
+		return []error{&Error{c.where[field], field + ".image", "is required"}}
+	}
+	if _, err := registries.ParseImage(img.Image); err != nil {
+		return []error{&Error{c.whereOr(field+".image", field), field + ".image", err.Error()}}
+	}
+	named := field + " (" + img.Image + ")"
+	var errs []error
+	opts, err := watcher.ParseTagOptions(img.Tag.Include, img.Tag.Exclude, img.Tag.Transform, img.Watch.Digest, img.Tag.Policy)
+	for _, e := range leaves(err) {
+		option, _, _ := strings.Cut(e.Error(), ":")
+		errs = append(errs, &Error{c.whereOr(field+"."+tagOptionKeys[option], field), named, e.Error()})
+	}
+	img.Options = opts
+	if img.Link.Template != "" {
+		if err := watcher.ParseLinkTemplate(img.Link.Template); err != nil {
+			errs = append(errs, &Error{c.whereOr(field+".link.template", field), named, err.Error()})
+		}
+	}
+	if img.Platform != "" {
+		if _, err := v1.ParsePlatform(img.Platform); err != nil {
+			errs = append(errs, &Error{c.whereOr(field+".platform", field), field + ".platform", err.Error()})
+		}
+	}
+	return errs
+}
+
+// leaves flattens joined errors (errors.Join) into the errors they hold.
+func leaves(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, leaves(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+// Errors flattens what Load reports into one error per problem, placed
+// ones (*Error) sorted as a reader of the file meets them: by file and line,
+// then the environment by variable. Unplaced errors come first.
+func Errors(err error) []error {
+	list := leaves(err)
+	sort.SliceStable(list, func(i, j int) bool {
+		a, aok := list[i].(*Error)
+		b, bok := list[j].(*Error)
+		switch {
+		case !aok || !bok:
+			return !aok && bok
+		case (a.Origin.Env != "") != (b.Origin.Env != ""):
+			return a.Origin.Env == ""
+		case a.Origin.File != b.Origin.File:
+			return a.Origin.File < b.Origin.File
+		case a.Origin.Line != b.Origin.Line:
+			return a.Origin.Line < b.Origin.Line
+		}
+		return a.Origin.Env < b.Origin.Env
+	})
+	return list
 }
 
 // placeRegistryErr turns a registry validation error into errors that point
@@ -382,32 +449,3 @@ func (c *Config) placeRegistryErr(rc registries.Config, err error) []error {
 
 // Where returns the origin of a field path, for errors found after loading.
 func (c *Config) Where(field string) Origin { return c.where[field] }
-
-func imageLine(doc *yaml.Node, i int) int {
-	if n := keyNode(doc, "images"); n != nil && n.Kind == yaml.SequenceNode && i < len(n.Content) {
-		return n.Content[i].Line
-	}
-	return 0
-}
-
-func keyLine(doc *yaml.Node, key string) int {
-	if n := keyNode(doc, key); n != nil {
-		return n.Line
-	}
-	return 0
-}
-
-func keyNode(doc *yaml.Node, key string) *yaml.Node {
-	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
-		doc = doc.Content[0]
-	}
-	if doc.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(doc.Content); i += 2 {
-		if doc.Content[i].Value == key {
-			return doc.Content[i+1]
-		}
-	}
-	return nil
-}

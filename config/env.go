@@ -3,6 +3,8 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"sort"
 	"strconv"
@@ -14,27 +16,121 @@ import (
 // EnvPrefix starts every environment variable tagwatch reads.
 const EnvPrefix = "TAGWATCH_"
 
-// applyEnv lays the environment over the file: TAGWATCH_REGISTRY_<KIND>_<NAME>_<VAR>,
-// TAGWATCH_NOTIFIER_<NAME>_<SETTING>, TAGWATCH_WATCHER_<NAME>_<SETTING>,
-// TAGWATCH_IMAGES, TAGWATCH_CRON, TAGWATCH_WEB_*, TAGWATCH_PLATFORM. A
-// variable ending in _FILE reads its value from that file (Docker secrets).
-func (c *Config) applyEnv(environ []string, cat registries.Catalog) error {
-	sort.Strings(environ) // deterministic order of errors
-	var errs []error
+// maxEnvFile caps what a _FILE variable reads: a secret or a path is a few
+// bytes, and a mistaken /dev/zero or log file must not be read whole.
+const maxEnvFile = 1 << 20
+
+// Env is the TAGWATCH_* environment read under the one rule every variable
+// follows, in the config and on the command line alike: NAME=value, or
+// NAME_FILE=path, whose value is the file's content without its trailing
+// newline (Docker and compose secrets, systemd credentials). Setting both
+// NAME and NAME_FILE is an error, as is a file that cannot be read.
+type Env struct {
+	vars map[string]envVar // by name without TAGWATCH_ and _FILE: "CONFIG", "REGISTRY_HUB_PUBLIC_PASSWORD"
+}
+
+type envVar struct {
+	value  string
+	origin Origin // the variable as set: TAGWATCH_CONFIG_FILE when read from a file
+	err    error  // reading it failed: value is empty
+}
+
+// ReadEnv reads the TAGWATCH_* variables of environ ("KEY=value" strings).
+// Errors are kept with their variable: Lookup leaves it out and applyEnv
+// reports it.
+func ReadEnv(environ []string) *Env {
+	e := &Env{vars: map[string]envVar{}}
 	for _, kv := range environ {
 		key, val, ok := strings.Cut(kv, "=")
 		if !ok || !strings.HasPrefix(key, EnvPrefix) {
 			continue
 		}
-		origin := Origin{Env: key}
-		name := strings.TrimPrefix(key, EnvPrefix)
-		if base, isFile := strings.CutSuffix(name, "_FILE"); isFile {
-			b, err := os.ReadFile(val)
-			if err != nil {
-				errs = append(errs, &Error{origin, envField(base), fmt.Sprintf("reading the file it names: %v", err)})
-				continue
+		name, isFile := strings.CutSuffix(strings.TrimPrefix(key, EnvPrefix), "_FILE")
+		v := envVar{value: val, origin: Origin{Env: key}}
+		if isFile {
+			v.value, v.err = readEnvFile(val)
+		}
+		if have, dup := e.vars[name]; dup {
+			// NAME and NAME_FILE: name the _FILE one, which is the odd one out.
+			file, plain := have.origin.Env, key
+			if isFile {
+				file, plain = key, have.origin.Env
 			}
-			name, val = base, strings.TrimRight(string(b), "\r\n")
+			e.vars[name] = envVar{origin: Origin{Env: file}, err: fmt.Errorf("%s is set too: set only one of them", plain)}
+			continue
+		}
+		e.vars[name] = v
+	}
+	return e
+}
+
+// readEnvFile reads the value a _FILE variable names.
+func readEnvFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("reading the file it names: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxEnvFile+1))
+	if err != nil {
+		return "", fmt.Errorf("reading the file it names: %w", err)
+	}
+	if len(b) > maxEnvFile {
+		return "", fmt.Errorf("the file it names, %s, is larger than %d KiB: it should hold one value", path, maxEnvFile>>10)
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+// Lookup returns the value of TAGWATCH_<name> (name without the prefix:
+// "CONFIG"), from the variable or from the file TAGWATCH_<name>_FILE names.
+// ok is false when neither is set or reading failed (applyEnv reports that).
+func (e *Env) Lookup(name string) (value string, origin Origin, ok bool) {
+	v, found := e.vars[name]
+	if !found || v.err != nil {
+		return "", v.origin, false
+	}
+	return v.value, v.origin, true
+}
+
+// Err is the error of reading TAGWATCH_<name>, placed like the config's
+// errors; nil when it is unset or was read.
+func (e *Env) Err(name string) error {
+	if v := e.vars[name]; v.err != nil {
+		return &Error{v.origin, envField(name), v.err.Error()}
+	}
+	return nil
+}
+
+// Get is Lookup's value, or def.
+func (e *Env) Get(name, def string) string {
+	if v, _, ok := e.Lookup(name); ok {
+		return v
+	}
+	return def
+}
+
+// names lists the variables set, sorted: errors come in a stable order.
+func (e *Env) names() []string {
+	out := make([]string, 0, len(e.vars))
+	for n := range e.vars {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// applyEnv lays the environment over the file: TAGWATCH_REGISTRY_<KIND>_<NAME>_<VAR>,
+// TAGWATCH_NOTIFIER_<NAME>_<SETTING>, TAGWATCH_WATCHER_<NAME>_<SETTING>,
+// TAGWATCH_IMAGES, TAGWATCH_CRON, TAGWATCH_WEB_*, TAGWATCH_PLATFORM, and
+// checks the command line's TAGWATCH_CONFIG, _DATA and _LOG_*.
+func (c *Config) applyEnv(env *Env, cat registries.Catalog) error {
+	var errs []error
+	for _, name := range env.names() {
+		v := env.vars[name]
+		origin, val := v.origin, v.value
+		if err := env.Err(name); err != nil {
+			errs = append(errs, err)
+			continue
 		}
 		switch {
 		case strings.HasPrefix(name, "REGISTRY_"):
@@ -85,15 +181,50 @@ func (c *Config) applyEnv(environ []string, cat registries.Catalog) error {
 		case name == "PLATFORM":
 			c.Platform = val
 			c.where["platform"] = origin
-		case name == "CONFIG" || name == "DATA" || name == "LOG_FORMAT" || name == "LOG_LEVEL":
-			// read by the command line (flags' defaults)
-		case name == "SECRET_KEY":
-			// the store's key, read by the command line (cmd/tagwatch/store.go)
+		case commandLine[name] != nil:
+			// Read by the command line (its flags' defaults); checked here so
+			// that config validate reports them with the rest.
+			if err := commandLine[name](val); err != nil {
+				errs = append(errs, &Error{origin, envField(name), err.Error()})
+			}
 		default:
 			errs = append(errs, &Error{origin, envField(name), "is not a tagwatch setting"})
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// commandLine checks the variables the command line reads for its flags.
+var commandLine = map[string]func(string) error{
+	// The store's key: its format is checked where the store opens with it
+	// (cmd/tagwatch/store.go), which says what a key must look like.
+	"SECRET_KEY": func(string) error { return nil },
+	"CONFIG":     onePath,
+	"DATA":       onePath,
+	"LOG_FORMAT": func(v string) error {
+		if v != "text" && v != "json" {
+			return fmt.Errorf("%q: want text or json", v)
+		}
+		return nil
+	},
+	"LOG_LEVEL": func(v string) error {
+		var lv slog.Level
+		if lv.UnmarshalText([]byte(v)) != nil {
+			return fmt.Errorf("%q: want debug, info, warn or error", v)
+		}
+		return nil
+	},
+}
+
+// onePath refuses a path with a line break: TAGWATCH_CONFIG_FILE names a
+// file holding the config file's path, and pointing it at the YAML itself
+// is an easy mistake to make.
+func onePath(v string) error {
+	if strings.ContainsAny(v, "\r\n") {
+		return errors.New("holds several lines, not one path: a _FILE variable names a file that holds the value (here a path); " +
+			"to name the file itself, drop _FILE")
+	}
+	return nil
 }
 
 // envRegistry reads <KIND>_<NAME>_<VAR>. Kinds and variables hold no
@@ -143,6 +274,9 @@ func envNameKey(origin Origin, section, what, form, rest string) (name, key stri
 // REGISTRY_HUB_PUBLIC_PASSWORD is registries.hub.public.password.
 func envField(name string) string {
 	lower := strings.ToLower(name)
+	if commandLine[name] != nil {
+		return "--" + strings.ReplaceAll(lower, "_", "-") // a flag's default: TAGWATCH_LOG_LEVEL is --log-level
+	}
 	for prefix, section := range map[string]string{"registry_": "registries.", "watcher_": "watchers.", "notifier_": "notifiers."} {
 		rest, ok := strings.CutPrefix(lower, prefix)
 		if !ok {

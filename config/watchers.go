@@ -10,7 +10,6 @@ import (
 	"unicode"
 
 	"github.com/robfig/cron/v3"
-	"gopkg.in/yaml.v3"
 )
 
 // watcherKeys set a watcher's settings by their YAML name, which is also
@@ -122,32 +121,6 @@ func (c *Config) envImages(origin Origin, val string) {
 	for _, ref := range strings.FieldsFunc(val, func(r rune) bool { return r == ',' || unicode.IsSpace(r) }) {
 		c.where[fmt.Sprintf("images[%d]", len(c.Images))] = origin
 		c.Images = append(c.Images, Image{Image: ref})
-	}
-}
-
-// placeWatchers remembers the lines of the watchers' settings, of the
-// top-level cron and of web.listen, for the errors found after parsing.
-func (c *Config) placeWatchers(path string, doc *yaml.Node) {
-	if n := keyNode(doc, "cron"); n != nil {
-		c.where["cron"] = Origin{File: path, Line: n.Line}
-	}
-	if web := keyNode(doc, "web"); web != nil {
-		if n := keyNode(web, "listen"); n != nil {
-			c.where["web.listen"] = Origin{File: path, Line: n.Line}
-		}
-	}
-	n := keyNode(doc, "watchers")
-	if n == nil || n.Kind != yaml.MappingNode {
-		return
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		field := "watchers." + n.Content[i].Value
-		c.where[field] = Origin{File: path, Line: n.Content[i].Line}
-		if vars := n.Content[i+1]; vars.Kind == yaml.MappingNode {
-			for k := 0; k+1 < len(vars.Content); k += 2 {
-				c.where[field+"."+vars.Content[k].Value] = Origin{File: path, Line: vars.Content[k].Line}
-			}
-		}
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/bcrypt"
-	"gopkg.in/yaml.v3"
 )
 
 // MinTokenLength is the shortest API token tagwatch accepts: a token is
@@ -24,30 +23,6 @@ const (
 	howToHash  = "make one with `tagwatch config hash-password` (it reads the password on stdin)"
 	howToToken = "make one with `tagwatch config token`"
 )
-
-// placeWeb remembers the lines of web's settings for the errors found after
-// parsing.
-func (c *Config) placeWeb(path string, doc *yaml.Node) {
-	web := keyNode(doc, "web")
-	if web == nil || web.Kind != yaml.MappingNode {
-		return
-	}
-	for i := 0; i+1 < len(web.Content); i += 2 {
-		key, val := web.Content[i], web.Content[i+1]
-		field := "web." + key.Value
-		c.where[field] = Origin{File: path, Line: key.Line}
-		switch {
-		case key.Value == "hosts" && val.Kind == yaml.SequenceNode:
-			for j, item := range val.Content {
-				c.where[fmt.Sprintf("web.hosts[%d]", j)] = Origin{File: path, Line: item.Line}
-			}
-		case key.Value == "auth" && val.Kind == yaml.MappingNode:
-			for j := 0; j+1 < len(val.Content); j += 2 {
-				c.where["web.auth."+val.Content[j].Value] = Origin{File: path, Line: val.Content[j].Line}
-			}
-		}
-	}
-}
 
 // envHosts reads TAGWATCH_WEB_HOSTS: names separated by commas. It replaces
 // the file's list.

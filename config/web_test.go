@@ -64,7 +64,7 @@ func TestWebAuthValidated(t *testing.T) {
 			[]string{"environment TAGWATCH_WEB_ALLOWLINKLOCAL: web.allowlinklocal: must be true or false"}},
 		// yaml quotes the value it cannot read; its userinfo goes.
 		{"a url where a bool goes", "web:\n  allowremote: ftp://user:Pa55@h.example\n", nil,
-			[]string{"cannot unmarshal"}},
+			[]string{":2: web.allowremote: must be true or false"}},
 		{"a url with a password in a registry", "registries:\n  custom:\n    x: {url: 'ftp://user:Pa55@h.example'}\n", nil,
 			[]string{":3: registries.custom.x.url: must start with http:// or https://, not ftp://"}},
 	}

@@ -19,6 +19,8 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -586,6 +588,226 @@ func TestGCRServiceAccountAgainstRegistry(t *testing.T) {
 		}
 		if n := google.hits.Load(); n != 0 {
 			t.Errorf("token endpoint hits = %d; a bad key must fail before the wire", n)
+		}
+	})
+}
+
+// googleKeyJSON is a service account's JSON key as Google hands it out
+// (IAM → Service accounts → Keys → Add key → JSON), its token_uri pointing
+// at tokenURL.
+func googleKeyJSON(t *testing.T, email, keyPEM, tokenURL string) []byte {
+	t.Helper()
+	b, err := json.MarshalIndent(map[string]string{
+		"type":                        "service_account",
+		"project_id":                  "my-project",
+		"private_key_id":              "0123456789abcdef0123456789abcdef01234567",
+		"private_key":                 keyPEM,
+		"client_email":                email,
+		"client_id":                   "112233445566778899000",
+		"auth_uri":                    "https://accounts.google.com/o/oauth2/auth",
+		"token_uri":                   tokenURL,
+		"auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
+		"universe_domain":             "googleapis.com",
+	}, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func writeTemp(t *testing.T, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestGCRJSONKeyAgainstRegistry: the JSON key file Google hands out, as a
+// path (keyfile) or as the JSON itself (jsonkey, a secret), runs the same
+// JWT flow through golang.org/x/oauth2/google against fakeGoogleToken,
+// which the key's own token_uri names; the access token then reads tags
+// from a real registry that demands it.
+func TestGCRJSONKeyAgainstRegistry(t *testing.T) {
+	const email = "tagwatch@my-project.iam.gserviceaccount.com"
+	const accessToken = "ya29.c.local-access-token-json"
+	key, keyPEM := rsaKeyPEM(t)
+	reg := regtest.Start(t, regtest.Options{Users: map[string]string{"oauth2accesstoken": accessToken}})
+	reg.Push(t, "my-project/app:1.0.0", regtest.Image(t, "gcr-json-1"))
+	reg.Push(t, "my-project/app:1.1.0", regtest.Image(t, "gcr-json-2"))
+	google := newFakeGoogleToken(t, email, &key.PublicKey, accessToken)
+	keyJSON := googleKeyJSON(t, email, keyPEM, google.URL+"/token")
+	// No TokenURL here: the key says where its tokens come from.
+	cat := registries.NewCatalog(registries.GCR{HTTPClient: google.Client()})
+
+	t.Run("keyfile", func(t *testing.T) {
+		google.hits.Store(0)
+		in := openCloud(t, cat, "gcr", "file", registries.Values{"keyfile": writeTemp(t, "key.json", keyJSON)})
+		wantTags(t, tagsOf(t, in, reg.Host, "my-project/app"), "1.0.0", "1.1.0")
+		wantTags(t, tagsOf(t, in, reg.Host, "my-project/app"), "1.0.0", "1.1.0")
+		if n := google.hits.Load(); n != 1 {
+			t.Fatalf("token endpoint hits = %d; want 1", n)
+		}
+		if in.Anonymous() {
+			t.Error("an instance with a key file says it is anonymous")
+		}
+	})
+
+	t.Run("jsonkey", func(t *testing.T) {
+		google.hits.Store(0)
+		in := openCloud(t, cat, "gcr", "json", registries.Values{"jsonkey": string(keyJSON)})
+		wantTags(t, tagsOf(t, in, reg.Host, "my-project/app"), "1.0.0", "1.1.0")
+		if n := google.hits.Load(); n != 1 {
+			t.Fatalf("token endpoint hits = %d; want 1", n)
+		}
+	})
+
+	t.Run("key of another service account", func(t *testing.T) {
+		_, otherPEM := rsaKeyPEM(t)
+		in := openCloud(t, cat, "gcr", "other", registries.Values{"jsonkey": string(googleKeyJSON(t, email, otherPEM, google.URL+"/token"))})
+		// What Google's endpoint said is for the debug log only; the error
+		// says whose credentials were refused.
+		err := tagsErr(t, in, reg.Host, "my-project/app")
+		wantErrContains(t, err, "refused the credentials of gcr.other")
+		if raw := registries.Raw(err); !strings.Contains(raw, "invalid_grant") || !strings.Contains(raw, "signature does not verify") {
+			t.Errorf("debug text %q lacks what the token endpoint said", raw)
+		}
+	})
+
+	t.Run("bad keys rejected at Open", func(t *testing.T) {
+		google.hits.Store(0)
+		user := strings.Replace(string(keyJSON), `"service_account"`, `"authorized_user"`, 1)
+		plainHTTP := strings.Replace(string(keyJSON), google.URL, "http://token.example", 1)
+		big := writeTemp(t, "big.json", []byte(strings.Repeat(" ", 65<<10)+"{}"))
+		for _, tt := range []struct {
+			variable, value, want string
+		}{
+			{"jsonkey", "not json " + keyPEM, "is not a JSON key"},
+			{"jsonkey", user, `is a key of type "authorized_user"`},
+			{"jsonkey", strings.Replace(string(keyJSON), email, "", 1), "has no client_email"},
+			{"jsonkey", strings.Replace(string(keyJSON), "MII", "AAA", 1), "private_key is PEM but not an RSA private key"},
+			{"jsonkey", plainHTTP, "has a token_uri that is not https"},
+			{"keyfile", filepath.Join(t.TempDir(), "missing.json"), "no such file or directory"},
+			{"keyfile", big, "is larger than 64 KiB"},
+		} {
+			_, err := registries.Open(cat, registries.Config{Kind: "gcr", Name: "bad", Source: registries.SourceFile,
+				Values: registries.Values{tt.variable: tt.value}}, localOptions())
+			var fe *registries.FieldError
+			if !errors.As(err, &fe) || fe.Variable != tt.variable || fe.Registry != "gcr.bad" {
+				t.Errorf("%s: Open error = %v; want a FieldError of gcr.bad's %s", tt.want, err, tt.variable)
+				continue
+			}
+			wantErrContains(t, err, tt.want)
+			if strings.Contains(err.Error(), "PRIVATE KEY") || strings.Contains(err.Error(), "MII") {
+				t.Errorf("error %q repeats the key", err)
+			}
+		}
+		if n := google.hits.Load(); n != 0 {
+			t.Errorf("token endpoint hits = %d; a bad key must fail before the wire", n)
+		}
+	})
+
+	t.Run("one key at a time", func(t *testing.T) {
+		_, err := registries.Open(cat, registries.Config{Kind: "gcr", Name: "both", Source: registries.SourceFile,
+			Values: registries.Values{"keyfile": "/k.json", "jsonkey": "{}", "clientemail": email}}, localOptions())
+		wantErrContains(t, err, "jsonkey/clientemail must not be defined when keyfile is defined")
+	})
+}
+
+// TestGCRApplicationDefaultCredentials: a configured gcr instance with no
+// key finds Google's application default credentials as Google's libraries
+// do: GOOGLE_APPLICATION_CREDENTIALS naming a key file (whose token_uri is
+// fakeGoogleToken), or the metadata server (GCE_METADATA_HOST, the
+// variable Google's metadata client reads, pointing at a local server
+// speaking its protocol). The default gcr.public never asks for them.
+func TestGCRApplicationDefaultCredentials(t *testing.T) {
+	const email = "adc@my-project.iam.gserviceaccount.com"
+	const accessToken = "ya29.c.local-adc-token"
+	key, keyPEM := rsaKeyPEM(t)
+	reg := regtest.Start(t, regtest.Options{Users: map[string]string{"oauth2accesstoken": accessToken}})
+	reg.Push(t, "my-project/app:3.0.0", regtest.Image(t, "gcr-adc"))
+	google := newFakeGoogleToken(t, email, &key.PublicKey, accessToken)
+	cat := registries.NewCatalog(registries.GCR{HTTPClient: google.Client()})
+	t.Setenv("HOME", t.TempDir()) // no gcloud application_default_credentials.json
+	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", writeTemp(t, "adc.json", googleKeyJSON(t, email, keyPEM, google.URL+"/token")))
+
+	t.Run("the default instance stays anonymous", func(t *testing.T) {
+		google.hits.Store(0)
+		set, err := registries.NewSet(cat, nil, localOptions())
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, ok := set.Instance("gcr", "public")
+		if !ok || !in.Anonymous() {
+			t.Fatalf("gcr.public: %v, anonymous %v", ok, ok && in.Anonymous())
+		}
+		wantErrContains(t, tagsErr(t, in, reg.Host, "my-project/app"), "gcr.public") // refused: no credentials
+		if n := google.hits.Load(); n != 0 {
+			t.Errorf("token endpoint hits = %d; the default instance must make no credential request", n)
+		}
+	})
+
+	t.Run("GOOGLE_APPLICATION_CREDENTIALS", func(t *testing.T) {
+		google.hits.Store(0)
+		in := openCloud(t, cat, "gcr", "adc", registries.Values{})
+		if in.Anonymous() {
+			t.Error("a configured instance using application default credentials says it is anonymous")
+		}
+		wantTags(t, tagsOf(t, in, reg.Host, "my-project/app"), "3.0.0")
+		wantTags(t, tagsOf(t, in, reg.Host, "my-project/app"), "3.0.0")
+		if n := google.hits.Load(); n != 1 {
+			t.Fatalf("token endpoint hits = %d; want 1", n)
+		}
+	})
+
+	t.Run("gcloud's application_default_credentials.json", func(t *testing.T) {
+		home := t.TempDir()
+		dir := filepath.Join(home, ".config", "gcloud")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "application_default_credentials.json"), googleKeyJSON(t, email, keyPEM, google.URL+"/token"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("HOME", home)
+		t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", "")
+		google.hits.Store(0)
+		in := openCloud(t, cat, "gcr", "gcloud", registries.Values{})
+		wantTags(t, tagsOf(t, in, reg.Host, "my-project/app"), "3.0.0")
+		if n := google.hits.Load(); n != 1 {
+			t.Fatalf("token endpoint hits = %d; want 1", n)
+		}
+	})
+
+	t.Run("metadata server", func(t *testing.T) {
+		var hits atomic.Int64
+		md := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Metadata-Flavor") != "Google" {
+				http.Error(w, "missing Metadata-Flavor", http.StatusForbidden)
+				return
+			}
+			switch r.URL.Path {
+			case "/computeMetadata/v1/instance/service-accounts/default/token":
+				hits.Add(1)
+				if !strings.Contains(r.URL.Query().Get("scopes"), "https://www.googleapis.com/auth/cloud-platform") {
+					http.Error(w, "scopes lack cloud-platform", http.StatusBadRequest)
+					return
+				}
+				writeJSON(w, http.StatusOK, "application/json", map[string]any{"access_token": accessToken, "expires_in": 3599, "token_type": "Bearer"})
+			case "/computeMetadata/v1/project/project-id":
+				_, _ = io.WriteString(w, "my-project")
+			default:
+				http.NotFound(w, r)
+			}
+		}))
+		defer md.Close()
+		t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", "")
+		t.Setenv("GCE_METADATA_HOST", strings.TrimPrefix(md.URL, "http://"))
+		in := openCloud(t, cat, "gcr", "gce", registries.Values{})
+		wantTags(t, tagsOf(t, in, reg.Host, "my-project/app"), "3.0.0")
+		if n := hits.Load(); n != 1 {
+			t.Fatalf("metadata token hits = %d; want 1", n)
 		}
 	})
 }

@@ -121,7 +121,12 @@ func open(p Provider, c Config, o Options) (*Instance, error) {
 			rt.prefix = apiPrefix(u.Path)
 		}
 	}
-	keys, err := p.Keychain(vals, rt)
+	// A default instance is anonymous by definition: it must not go looking
+	// for credentials (GCR's application default credentials).
+	keys, err := anonymous, error(nil)
+	if c.Source != SourceDefault {
+		keys, err = p.Keychain(vals, rt)
+	}
 	if err != nil {
 		var fe *FieldError
 		if errors.As(err, &fe) {
@@ -170,8 +175,21 @@ func (in *Instance) Serves(host string) bool { return in.provider.Serves(in.Valu
 // Stats are the instance's request counts and rate-limit state.
 func (in *Instance) Stats() *Stats { return in.stats }
 
+// authenticator is a Provider whose instances may have credentials without
+// a secret variable: a key file's path, or credentials found where the
+// instance runs (GCR's application default credentials).
+type authenticator interface {
+	Authenticates(v Values) bool
+}
+
 // Anonymous reports whether the instance has no credentials at all.
 func (in *Instance) Anonymous() bool {
+	if in.Source == SourceDefault {
+		return true
+	}
+	if a, ok := in.provider.(authenticator); ok {
+		return !a.Authenticates(in.Values)
+	}
 	for _, v := range in.spec.Variables {
 		if v.Secret && in.Values.Has(v.Name) {
 			return false

@@ -121,7 +121,16 @@ func specCases(t *testing.T) map[string][]specCase {
 		"forgejo": forge("forgejo"),
 		"gitea":   forge("gitea"),
 		"gcr": {
-			{name: "anonymous", vals: v()},
+			{name: "application default credentials", vals: v()},
+			{name: "JSON key", vals: v("jsonkey", string(googleKeyJSON(t, "tagwatch@p.iam.gserviceaccount.com", keyPEM, "https://oauth2.googleapis.com/token")))},
+			{name: "JSON key file missing", vals: v("keyfile", "/nonexistent/key.json"), errs: []string{e("gcr", "keyfile open /nonexistent/key.json: no such file or directory")}},
+			{name: "two keys", vals: v("keyfile", "/etc/key.json", "privatekey", keyPEM, "clientemail", "x@p.iam.gserviceaccount.com"), errs: []string{
+				e("gcr", "clientemail/privatekey must not be defined when keyfile is defined"),
+			}},
+			{name: "JSON key and a private key", vals: v("jsonkey", "{}", "privatekey", keyPEM), errs: []string{
+				e("gcr", "clientemail must be defined when privatekey is defined"),
+				e("gcr", "privatekey must not be defined when jsonkey is defined"),
+			}},
 			{name: "service account", vals: v("clientemail", "tagwatch@p.iam.gserviceaccount.com", "privatekey", keyPEM)},
 			{name: "service account with escaped key", vals: v("clientemail", "tagwatch@p.iam.gserviceaccount.com", "privatekey", strings.ReplaceAll(keyPEM, "\n", `\n`))},
 			{name: "email without key", vals: v("clientemail", "tagwatch@p.iam.gserviceaccount.com"), errs: []string{e("gcr", "privatekey must be defined when clientemail is defined")}},
@@ -132,7 +141,7 @@ func specCases(t *testing.T) map[string][]specCase {
 			{name: "EC key", vals: v("clientemail", "tagwatch@p.iam.gserviceaccount.com", "privatekey", ecKey), errs: []string{
 				e("gcr", "privatekey is PEM but not an RSA private key in PKCS#8 or PKCS#1 form"),
 			}},
-			{name: "unknown variable", vals: v("keyfile", "/etc/key.json"), errs: []string{e("gcr", "keyfile is not a variable of gcr registries (known: clientemail, privatekey, proxy)")}},
+			{name: "unknown variable", vals: v("json", "{}"), errs: []string{e("gcr", "json is not a variable of gcr registries (known: keyfile, jsonkey, clientemail, privatekey, proxy)")}},
 		},
 		"ghcr": {
 			{name: "anonymous", vals: v()},
@@ -563,7 +572,7 @@ func TestSpecPublicHidesSecrets(t *testing.T) {
 	// Secrets are declared where the settings page keeps credentials.
 	want := map[string][]string{
 		"acr": {"clientsecret"}, "custom": {"auth", "password"}, "ecr": {"secretaccesskey"},
-		"forgejo": {"auth", "password"}, "gcr": {"privatekey"}, "ghcr": {"token"}, "gitea": {"auth", "password"},
+		"forgejo": {"auth", "password"}, "gcr": {"jsonkey", "privatekey"}, "ghcr": {"token"}, "gitea": {"auth", "password"},
 		"gitlab": {"token"}, "hub": {"auth", "password", "token"}, "lscr": {"token"}, "quay": {"token"},
 		"alicr": {"password"}, "codeberg": {"password"}, "dhi": {"password"}, "docr": {"token"}, "elastic": {"password"},
 		"harbor": {"password"}, "icr": {"apikey"}, "jfrog": {"password"}, "k8s": nil, "linode": {"password"}, "mcr": nil,

@@ -41,6 +41,9 @@ type RegistryTest struct {
 	TestedAt time.Time `json:"testedAt"`
 	Error    string    `json:"error"`            // empty: the test passed; else one sentence that says what to do
 	Detail   string    `json:"detail,omitempty"` // the facts behind Error (never what the registry sent)
+	// Settings is the UpdatedAt of the saved settings this test tested, for
+	// a test run in the form before they were saved; zero otherwise.
+	Settings time.Time `json:"settings,omitzero"`
 }
 
 // Location is where an image runs: a container on a Docker engine, a Swarm

@@ -2,6 +2,7 @@ package watcher
 
 import (
 	"cmp"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -90,6 +91,7 @@ func Decide(current string, tags []string, opt TagOptions) Decision {
 	if from.Prerelease() {
 		floating = !from.preNumbered
 	}
+	floating = floating || from.rolling
 	best.WatchDigest = digestOrDefault(opt.Digest, floating)
 	return best
 }
@@ -153,6 +155,9 @@ func updateKind(from, to Tag) UpdateKind {
 		// Includes the step from a pre-release to its final release.
 		return UpdatePrerelease
 	}
+	if from.letter != to.letter {
+		return UpdatePatch // OpenSSL's 1.1.1v → 1.1.1w fixes, as a patch does
+	}
 	return UpdateBuild
 }
 
@@ -174,8 +179,14 @@ type Tag struct {
 	// preNumbered tells rc1 (one fixed build) from a bare rc, dev or
 	// nightly, which is republished under the same tag.
 	preNumbered bool
-	family      string // suffix with build counters as '#' and git shas as '*'
-	build       [maxCounters]uint64
+	family      string // suffix with build counters as '#' and git shas as '*', after a shape marker (see ParseTag)
+	// build holds the build counters; a timestamp's respin (noble-20240827.1)
+	// is build[0], ahead of the suffix's counters.
+	build [maxCounters]uint64
+	// rolling marks a channel republished under the same tag (1.22-nightly).
+	rolling bool
+	// letter is OpenSSL's release letter (1.1.1w: 23), 0 for none.
+	letter byte
 }
 
 const (
@@ -202,7 +213,8 @@ func (a Tag) Comparable(b Tag) bool {
 }
 
 // Compare orders tags of one shape: numeric parts, then pre-release
-// (a pre-release sorts before its release), then build counters.
+// (a pre-release sorts before its release), then the release letter, then
+// build counters.
 // 0 means the same version spelled alike or differently (18.04 and 18.4).
 // The result for tags of different shapes is meaningless.
 func (a Tag) Compare(b Tag) int {
@@ -212,6 +224,9 @@ func (a Tag) Compare(b Tag) int {
 		}
 	}
 	if c := comparePrerelease(a.pre, b.pre); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.letter, b.letter); c != 0 {
 		return c
 	}
 	return slices.Compare(a.build[:], b.build[:])
@@ -242,8 +257,19 @@ func (a Tag) extends(b Tag) bool {
 
 // ParseTag splits a tag into prefix, numeric version (1 to 4 parts),
 // pre-release and suffix. It returns false for a tag that fits no version
-// shape: no digits (latest, main), too many parts, or a git sha where the
-// version would be (sha-0a1b2c3, 0a1b2c3d).
+// shape: no digits (latest, main), too many parts, a git sha where the
+// version would be (sha-0a1b2c3, 0a1b2c3d, an all-digit 1234567), or a pull
+// request (pr-42).
+//
+// Some families have a shape of their own, marked at the head of the family
+// with '@', which no tag can hold, so they only compare among themselves:
+//
+//	2024-01-25, RELEASE.2024-09-22T00-33-43Z → a date (and a time): @d
+//	20240922-003343                          → a compact date and a time: @t
+//	8u412-b08                                → Java's 8, update 412 (as 8.0.412): @u
+//
+// OpenSSL's letter releases (1.1.1w) keep the shape of 1.1.1: the letter
+// orders them after it.
 func ParseTag(s string) (Tag, bool) {
 	if s == "" || len(s) > maxTagLen || hasShaPrefix(s) {
 		return Tag{}, false
@@ -254,46 +280,258 @@ func ParseTag(s string) (Tag, bool) {
 	}
 	t := Tag{original: s, prefix: s[:start]}
 
+	var marker string
 	pos := start
+	dated := start+10 <= len(s) && s[start+4] == '-' // quick: most tags are no date
+	if dated {
+		pos, dated = t.dashedDate(s, start)
+	}
+	if dated {
+		marker = "@d"
+		if end, layout, ok := t.clock(s, pos); ok {
+			marker, pos = marker+layout, end
+		}
+	} else {
+		var ok bool
+		if pos, ok = t.numbers(s, start); !ok {
+			return Tag{}, false
+		}
+		switch {
+		case t.timestamp && pos-start == 8:
+			if end, layout, ok := t.clock(s, pos); ok {
+				marker, pos = "@t"+layout, end
+			}
+		case t.parts == 1 && pos+1 < len(s) && s[pos] == 'u' && isDigit(s[pos+1]):
+			if end, ok := t.javaUpdate(s, pos); ok {
+				marker, pos = "@u", end
+			}
+		case t.parts >= 2 && pos < len(s) && 'a' <= s[pos] && s[pos] <= 'z' && (pos+1 == len(s) || isTokenSeparator(s[pos+1])):
+			t.letter = s[pos] - 'a' + 1
+			pos++
+		}
+	}
+	if t.timestamp {
+		pos = t.respin(s, pos)
+	}
+
+	pre, numbered, rest := splitPrerelease(s[pos:])
+	if pre == "" {
+		pre, rest = trailingPrerelease(rest)
+		numbered = pre != ""
+	}
+	t.pre, t.preNumbered = pre, numbered
+	t.family = t.splitSuffix(rest)
+	if marker != "" {
+		t.family = marker + t.family
+	}
+	// A bare nightly right after the version (1.22-nightly-rootless), which
+	// splitPrerelease left in the suffix.
+	t.rolling = pre == "" && len(rest) >= 8 && isSeparator(rest[0]) && strings.EqualFold(rest[1:8], "nightly") &&
+		(len(rest) == 8 || isSeparator(rest[8]))
+	return t, true
+}
+
+// numbers reads the dotted numeric version at s[pos:], 1 to 4 parts, and
+// returns where it ends.
+func (t *Tag) numbers(s string, pos int) (int, bool) {
 	for {
+		// By hand rather than strconv.ParseUint: this runs for every tag of
+		// every repository, and the general parser costs a tenth of Decide.
 		end := pos
+		var n uint64
 		for end < len(s) && isDigit(s[end]) {
+			d := uint64(s[end] - '0')
+			if n > (math.MaxUint64-d)/10 {
+				return 0, false // too large for a version number
+			}
+			n = n*10 + d
 			end++
 		}
-		n, err := strconv.ParseUint(s[pos:end], 10, 64)
-		if err != nil {
-			return Tag{}, false // too large for a version number
+		if end == pos {
+			return 0, false
 		}
 		if t.parts == 0 && end-pos >= timestampDigits {
+			if !isTimestamp(s[pos:end]) {
+				// An all-digit short commit (1234567) is no date, and no
+				// version either.
+				return 0, false
+			}
 			t.timestamp = true
 		}
 		t.nums[t.parts] = n
 		t.parts++
 		pos = end
-		if pos+1 >= len(s) || s[pos] != '.' || !isDigit(s[pos+1]) {
-			break
+		if t.timestamp || pos+1 >= len(s) || s[pos] != '.' || !isDigit(s[pos+1]) {
+			return pos, true
 		}
 		if t.parts == maxParts {
-			return Tag{}, false
+			return 0, false
 		}
 		pos++
 	}
+}
 
-	pre, numbered, rest := splitPrerelease(s[pos:])
-	t.pre, t.preNumbered = pre, numbered
-	t.family = t.splitSuffix(rest)
-	return t, true
+// isTimestamp tells a date or build stamp in the first part of a version
+// (jammy-20240125, a 6-digit build number, 202409220033) from a commit
+// abbreviated to digits only: 7 digits and more must read as a date
+// (YYYYMMDD, then hours, minutes, seconds) or as Unix seconds.
+func isTimestamp(digits string) bool {
+	switch len(digits) {
+	case 6:
+		return true
+	case 10:
+		if digits[0] == '1' { // Unix seconds, 2001 to 2033
+			return true
+		}
+	}
+	if len(digits) < 8 || len(digits) > 14 || len(digits)%2 != 0 {
+		return false
+	}
+	num := func(i, n int) int { v, _ := strconv.Atoi(digits[i : i+n]); return v }
+	if y, m, d := num(0, 4), num(4, 2), num(6, 2); y < 1970 || y > 2099 || m < 1 || m > 12 || d < 1 || d > 31 {
+		return false
+	}
+	for i, limit := 8, 23; i < len(digits); i, limit = i+2, 59 {
+		if num(i, 2) > limit {
+			return false
+		}
+	}
+	return true
+}
+
+// isDashedDate reports whether s[pos:] starts with a date YYYY-MM-DD.
+func isDashedDate(s string, pos int) bool {
+	end := pos + 10
+	if end > len(s) || s[pos+4] != '-' || s[pos+7] != '-' || end < len(s) && isDigit(s[end]) {
+		return false
+	}
+	var digits [8]byte
+	copy(digits[:4], s[pos:pos+4])
+	copy(digits[4:6], s[pos+5:pos+7])
+	copy(digits[6:], s[pos+8:end])
+	return isAllDigits(string(digits[:])) && isTimestamp(string(digits[:]))
+}
+
+// dashedDate reads YYYY-MM-DD at s[pos:] as a 3-part timestamp.
+func (t *Tag) dashedDate(s string, pos int) (int, bool) {
+	if !isDashedDate(s, pos) {
+		return 0, false
+	}
+	for i, part := range []string{s[pos : pos+4], s[pos+5 : pos+7], s[pos+8 : pos+10]} {
+		t.nums[i], _ = strconv.ParseUint(part, 10, 64)
+	}
+	t.parts, t.timestamp = 3, true
+	return pos + 10, true
+}
+
+// clock reads the time of day that may follow a date: T00-33-43Z,
+// _0033, -003343. It becomes the next numeric part (hhmmss or hhmm); layout
+// is its punctuation with digits as '#', part of the tag's shape.
+func (t *Tag) clock(s string, pos int) (end int, layout string, ok bool) {
+	if pos+1 >= len(s) || (s[pos] != 'T' && s[pos] != '_' && s[pos] != '-') || !isDigit(s[pos+1]) {
+		return 0, "", false
+	}
+	var digits, shape []byte
+	shape = append(shape, s[pos])
+	end = pos + 1
+scan:
+	for ; end < len(s); end++ {
+		switch c := s[end]; {
+		case isDigit(c):
+			digits = append(digits, c)
+			shape = append(shape, '#')
+		case (c == '-' || c == '.') && end+1 < len(s) && isDigit(s[end+1]) && len(digits)%2 == 0 && len(digits) > 0 && len(digits) < 6:
+			shape = append(shape, c) // T00-33-43: hours, minutes and seconds apart
+		default:
+			break scan
+		}
+	}
+	if end < len(s) && s[end] == 'Z' {
+		shape = append(shape, 'Z')
+		end++
+	}
+	if len(digits) != 4 && len(digits) != 6 || end < len(s) && !isSeparator(s[end]) {
+		return 0, "", false
+	}
+	for i, limit := 0, 23; i < len(digits); i, limit = i+2, 59 {
+		if v := int(digits[i]-'0')*10 + int(digits[i+1]-'0'); v > limit {
+			return 0, "", false
+		}
+	}
+	t.nums[t.parts], _ = strconv.ParseUint(string(digits), 10, 64)
+	t.parts++
+	return end, string(shape), true
+}
+
+// javaUpdate reads Java 8's u<update> (8u412) as 8.0.412, so that a new
+// update is a patch.
+func (t *Tag) javaUpdate(s string, pos int) (int, bool) {
+	end := pos + 1
+	for end < len(s) && isDigit(s[end]) {
+		end++
+	}
+	if end-pos > 6 || end < len(s) && !isTokenSeparator(s[end]) {
+		return 0, false
+	}
+	t.nums[2], _ = strconv.ParseUint(s[pos+1:end], 10, 64)
+	t.parts = 3
+	return end, true
+}
+
+// respin reads the .N an Ubuntu image gets when the same snapshot is built
+// again (noble-20240827.1): a build counter after the timestamp, so the
+// respin sorts after the snapshot and before the next one.
+func (t *Tag) respin(s string, pos int) int {
+	if pos+1 >= len(s) || s[pos] != '.' || !isDigit(s[pos+1]) {
+		return pos
+	}
+	end := pos + 1
+	for end < len(s) && isDigit(s[end]) {
+		end++
+	}
+	n, err := strconv.ParseUint(s[pos+1:end], 10, 64)
+	if err != nil || end-pos > 10 || end < len(s) && !isSeparator(s[end]) {
+		return pos
+	}
+	t.build[0] = n
+	return end
+}
+
+// trailingPrerelease takes a numbered pre-release off the end of a suffix
+// that names a variant first (1.2.3-alpine-rc1): the variant stays the
+// shape, the rc1 orders it. A bare word there (-alpine-dev) may name the
+// variant itself and is left alone.
+func trailingPrerelease(suffix string) (pre, rest string) {
+	if !containsDigit(suffix) {
+		return "", suffix // the common -alpine: no number, no numbered pre-release
+	}
+	cut := len(suffix) - 1
+	for cut > 0 && !isTokenSeparator(suffix[cut]) {
+		cut--
+	}
+	if cut <= 0 {
+		return "", suffix
+	}
+	p, numbered, after := splitPrerelease(suffix[cut:])
+	if p == "" || !numbered || after != "" {
+		return "", suffix
+	}
+	return p, suffix[:cut]
 }
 
 // versionStart finds where the version begins: the first number that starts
 // a '-' or '_' separated token, optionally after a 'v' (1.2.3, v1.2.3,
-// version-1.2.3, amd64-4.0.2.1-ls230). A number glued to a word names a
+// version-1.2.3, amd64-4.0.2.1-ls230), or a date after a '.'
+// (RELEASE.2024-09-22T00-33-43Z). A number glued to a word names a
 // variant, not a version of the image (alpine3.20, iron-alpine3.19,
 // amd64-latest): -1 then, as when there is no digit.
 func versionStart(s string) int {
 	for i := 0; i < len(s); i++ {
 		if !isDigit(s[i]) {
 			continue
+		}
+		if i > 0 && s[i-1] == '.' && i+10 <= len(s) && s[i+4] == '-' && isDashedDate(s, i) {
+			return i // MinIO's RELEASE.2024-09-22T00-33-43Z
 		}
 		atToken := i == 0 || s[i-1] == '-' || s[i-1] == '_'
 		afterV := i > 0 && (s[i-1] == 'v' || s[i-1] == 'V') && (i == 1 || s[i-2] == '-' || s[i-2] == '_')
@@ -341,7 +579,9 @@ func splitPrerelease(rest string) (pre string, numbered bool, suffix string) {
 		return "", false, rest // the word runs on into something else (-rc1x): a suffix
 	}
 	word, rank, ok := prereleaseWord(strings.ToLower(rest[i:j]), attached, hasNumber)
-	if !ok {
+	if !ok || word == "nightly" && !hasNumber {
+		// A bare -nightly is a channel of its own, republished every night
+		// (Gitea's 1.22-nightly): not older than 1.22, never offered to it.
 		return "", false, rest
 	}
 	var b strings.Builder
@@ -404,6 +644,9 @@ func (t *Tag) splitSuffix(suffix string) string {
 	// family is only allocated once a token is rewritten.
 	var family []byte
 	counters := 0
+	if t.timestamp {
+		counters = 1 // build[0] is the respin
+	}
 	first := true
 	for start := 0; start < len(suffix); {
 		if isTokenSeparator(suffix[start]) {
@@ -452,15 +695,16 @@ func appendIfCopying(family []byte, c byte) []byte {
 }
 
 // buildCounter recognizes packaging counters: LinuxServer's ls230, Alpine's
-// r1, and short bare numbers that are either the first suffix token
-// (Debian-style 1.2.3-1) or zero-padded (Grafana's -security-01). Other bare
-// numbers are more likely names (nanoserver-1809, bitnami's debian-12).
+// r1, Java's build b08, and short bare numbers that are either the first
+// suffix token (Debian-style 1.2.3-1) or zero-padded (Grafana's
+// -security-01). Other bare numbers are more likely names (nanoserver-1809,
+// bitnami's debian-12).
 func buildCounter(token string, first bool) (label string, n uint64, ok bool) {
 	digits := token
 	switch {
 	case strings.HasPrefix(token, "ls"):
 		digits = token[2:]
-	case strings.HasPrefix(token, "r"):
+	case strings.HasPrefix(token, "r"), strings.HasPrefix(token, "b"):
 		digits = token[1:]
 	case len(token) > 3 || !first && token[0] != '0':
 		return "", 0, false
@@ -473,9 +717,15 @@ func buildCounter(token string, first bool) (label string, n uint64, ok bool) {
 }
 
 // hasShaPrefix catches CI tags that name a commit (sha-0a1b2c3, git-1234567)
-// even when the sha happens to be all digits.
+// even when the sha happens to be all digits, and those that name a pull or
+// merge request (pr-42): numbered, but not versions.
 func hasShaPrefix(s string) bool {
-	for _, p := range [...]string{"sha-", "sha256-", "git-", "commit-"} {
+	switch s[0] | 0x20 { // most tags start with a digit or v: done
+	case 's', 'g', 'c', 'p', 'm':
+	default:
+		return false
+	}
+	for _, p := range [...]string{"sha-", "sha256-", "git-", "commit-", "pr-", "pr_", "pull-", "pull_", "mr-"} {
 		if len(s) > len(p) && strings.EqualFold(s[:len(p)], p) {
 			return true
 		}

@@ -153,7 +153,9 @@ func TestBrowser(t *testing.T) {
 	b.screenshot("add-form")
 	b.click(`button[value="save"]`)
 	b.waitText(mine, "custom.mine")
+	b.waitText(mine, "Connection ok") // the form's test, kept on save
 	b.click(mine + ` form[action$="/test"] button`)
+	b.waitText(".flash", "Tested custom.mine: the connection works.")
 	b.waitText(mine, "Connection ok")
 	b.screenshot("registries")
 

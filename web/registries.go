@@ -216,8 +216,9 @@ func (s *Server) finishView(v *registryView, rec *store.Registry, tests map[stri
 		v.NeedsSecrets = slices.Clone(rec.Unreadable)
 	}
 	t, ok := tests[v.ID]
-	// A test older than the saved settings tested other settings.
-	if !ok || t.TestedAt.IsZero() || (rec != nil && t.TestedAt.Before(rec.UpdatedAt)) {
+	// A test older than the saved settings tested other settings, unless it
+	// was run from the form on exactly the settings then saved.
+	if !ok || t.TestedAt.IsZero() || (rec != nil && t.TestedAt.Before(rec.UpdatedAt) && !t.Settings.Equal(rec.UpdatedAt)) {
 		return
 	}
 	v.Test = &testView{TestedAt: t.TestedAt, OK: t.Error == "", Error: t.Error, ErrorDetail: t.Detail}
@@ -491,6 +492,13 @@ func (s *Server) saveRegistry(in registryInput, creating bool) (registryView, er
 		return registryView{}, err
 	}
 	s.Log.Info("registry saved", "registry", inst.ID(), "anonymous", inst.Anonymous())
+	if tv, ok := s.formTests.find(inst, time.Now()); ok {
+		// Tested in the form with these very settings: the tile shows it.
+		t := store.RegistryTest{Kind: rec.Kind, Name: rec.Name, TestedAt: tv.TestedAt, Error: tv.Error, Settings: rec.UpdatedAt}
+		if err := s.Store.PutRegistryTest(t); err != nil {
+			s.Log.Error("keeping the form's test of a saved registry", "registry", inst.ID(), "err", err)
+		}
+	}
 	return s.registry(in.Kind, in.Name)
 }
 
@@ -565,7 +573,8 @@ func (s *Server) testSaved(ctx context.Context, kind, name, image string) (testV
 }
 
 // testUnsaved tests settings not saved yet: the form's "Test connection".
-// Nothing is recorded.
+// The outcome is remembered for these exact settings (formTests): saving
+// them puts it on the tile.
 func (s *Server) testUnsaved(ctx context.Context, in registryInput, image string) (testView, error) {
 	if in.Name == "" {
 		in.Name = "unsaved"
@@ -574,7 +583,9 @@ func (s *Server) testUnsaved(ctx context.Context, in registryInput, image string
 	if err != nil {
 		return testView{}, err
 	}
-	return s.runTest(ctx, inst, image), nil
+	tv := s.runTest(ctx, inst, image)
+	s.formTests.remember(inst, tv, time.Now())
+	return tv, nil
 }
 
 // runTest tests an instance: with an image ("host/repository"), by listing

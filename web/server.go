@@ -60,6 +60,8 @@ type Server struct {
 	hosts *hostPolicy
 	// notifierTests are the outcomes of the notifiers' last tests.
 	notifierTests notifierTests
+	// formTests are the tests of registry settings not saved yet.
+	formTests formTests
 }
 
 //go:embed static

@@ -97,7 +97,7 @@ func runConfig(args, environ []string, stdin io.Reader, stdout, stderr io.Writer
 
 func runConfigValidate(args, environ []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("config validate", flag.ContinueOnError)
-	cfgPath := fs.String("config", envOr(environ, "TAGWATCH_CONFIG", ""), "configuration `file` (YAML); env TAGWATCH_CONFIG")
+	cfgPath := fs.String("config", config.ReadEnv(environ).Get("CONFIG", ""), "configuration `file` (YAML); env TAGWATCH_CONFIG")
 	fs.Usage = usageFunc(fs, `Usage: tagwatch config validate [--config FILE]
 
 Loads the config file (if any) and the TAGWATCH_* environment over it, as
@@ -117,19 +117,15 @@ Flags:
 		return exitUsage
 	}
 	cat := registries.CatalogFromEnv(func(k string) string { return envOr(environ, k, "") })
-	cfg, err := config.Load(*cfgPath, environ, cat)
-	if err != nil {
-		printErrs(stderr, err)
-		return exitUsage
-	}
-	var errs []error
-	plat, err := v1.ParsePlatform(cfg.Platform)
-	if err != nil {
-		errs = append(errs, &config.Error{Origin: cfg.Where("platform"), Field: "platform", Msg: err.Error()})
-		plat = &v1.Platform{OS: "linux", Architecture: "amd64"}
-	}
+	// Whatever loaded is checked further, so that one run lists every error.
+	cfg, err := config.LoadAll(*cfgPath, environ, cat)
+	errs := []error{err}
 	if err := web.CheckListen(cfg.Web.Listen, cfg.Web.Auth.Enabled(), cfg.Web.AllowRemote); err != nil {
 		errs = append(errs, &config.Error{Origin: cfg.Where("web.listen"), Field: "web.listen", Msg: cfg.Web.Listen + ": " + err.Error()})
+	}
+	plat, perr := v1.ParsePlatform(cfg.Platform)
+	if perr != nil { // reported by LoadAll
+		plat = &v1.Platform{OS: "linux", Architecture: "amd64"}
 	}
 	set, err := registries.NewSet(cat, cfg.Registries, registries.Options{
 		Transport: registries.NewTransportFromEnv(func(k string) string { return envOr(environ, k, "") }),
@@ -150,10 +146,13 @@ Flags:
 	return exitOK
 }
 
-// printErrs prints each line of a (joined) error.
+// printErrs prints every error of a (joined) error, one a line, in the
+// order of the config file, then the environment.
 func printErrs(w io.Writer, err error) {
-	for _, line := range strings.Split(err.Error(), "\n") {
-		fmt.Fprintf(w, "tagwatch: %s\n", line)
+	for _, e := range config.Errors(err) {
+		for _, line := range strings.Split(e.Error(), "\n") {
+			fmt.Fprintf(w, "tagwatch: %s\n", line)
+		}
 	}
 }
 
@@ -275,9 +274,18 @@ Flags:
 		return exitUsage
 	}
 	if *url == "" {
-		u, err := healthURL(envOr(environ, "TAGWATCH_WEB_LISTEN", "127.0.0.1:8080"))
+		env := config.ReadEnv(environ)
+		if err := env.Err("WEB_LISTEN"); err != nil {
+			printErrs(stderr, err)
+			return exitUsage
+		}
+		listen, origin, ok := env.Lookup("WEB_LISTEN")
+		if !ok {
+			listen = "127.0.0.1:8080"
+		}
+		u, err := healthURL(listen)
 		if err != nil {
-			fmt.Fprintf(stderr, "tagwatch healthcheck: TAGWATCH_WEB_LISTEN: %v\n", err)
+			fmt.Fprintf(stderr, "tagwatch healthcheck: %s: %v\n", origin, err)
 			return exitUsage
 		}
 		*url = u

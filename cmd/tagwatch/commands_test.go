@@ -230,3 +230,80 @@ func TestConfigValidateKinds(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigValidateListsEveryError: one bad file with errors in different
+// sections, found at different stages (the YAML's shape, the values, the
+// checks made after loading: opening registries, the listen address):
+// `config validate` prints them all in one run, in the file's order, each
+// with its file, line and field, and exits 2.
+func TestConfigValidateListsEveryError(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "config.yml")
+	body := `registries:
+  custom:
+    lan:
+      url: https://r.lan
+      cafile: ` + filepath.Join(dir, "missing.pem") + `
+watchers:
+  nas:
+    host: tcp://nas.lan:2376
+    watchstopped: maybe
+images:
+  - image: nginx:1.25
+    tag: {include: '(['}
+notifiers:
+  phone: {url: "ntfy://ntfy.sh/t", threshold: loud}
+web:
+  listen: 0.0.0.0:8080
+`
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := tagwatch(t, nil, "config", "validate", "--config", p)
+	if code != exitUsage || out != "" {
+		t.Errorf("exit %d, stdout %q; want 2 and nothing", code, out)
+	}
+	want := []string{
+		"tagwatch: " + p + ":5: registries.custom.lan.cafile: ",
+		"tagwatch: " + p + ":9: watchers.nas.watchstopped: must be true or false",
+		"tagwatch: " + p + ":12: images[0] (nginx:1.25): include: error parsing regexp",
+		"tagwatch: " + p + ":14: notifiers.phone.threshold: unknown threshold \"loud\"",
+		"tagwatch: " + p + ":16: web.listen: 0.0.0.0:8080: listening on 0.0.0.0 would expose",
+	}
+	lines := strings.Split(strings.TrimSuffix(errOut, "\n"), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("%d lines, want %d:\n%s", len(lines), len(want), errOut)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], w) {
+			t.Errorf("line %d is %q; want it to start with %q", i+1, lines[i], w)
+		}
+	}
+}
+
+// TestConfigFromFileVariable: TAGWATCH_CONFIG_FILE names a file holding the
+// config file's path (a compose secret or a systemd credential), and a
+// mistake (pointing it at the YAML itself) is said plainly.
+func TestConfigFromFileVariable(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yml")
+	if err := os.WriteFile(cfg, []byte("images:\n  - image: nginx:1.25\n  - image: redis:7\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	holder := filepath.Join(dir, "config-path")
+	if err := os.WriteFile(holder, []byte(cfg+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := tagwatch(t, []string{"TAGWATCH_CONFIG_FILE=" + holder}, "config", "validate")
+	if code != 0 || out != "ok: 10 registries, 0 watchers, 2 images\n" {
+		t.Errorf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	_, errOut, code = tagwatch(t, []string{"TAGWATCH_CONFIG_FILE=" + cfg}, "config", "validate")
+	if code != exitUsage || !strings.Contains(errOut, "tagwatch: environment TAGWATCH_CONFIG_FILE: --config: holds several lines, not one path") {
+		t.Errorf("exit %d\nstderr: %s", code, errOut)
+	}
+	_, errOut, code = tagwatch(t, []string{"TAGWATCH_CONFIG_FILE=" + filepath.Join(dir, "nope")}, "check", "nginx")
+	if code != exitUsage || !strings.Contains(errOut, "tagwatch: environment TAGWATCH_CONFIG_FILE: --config: reading the file it names: open "+filepath.Join(dir, "nope")) {
+		t.Errorf("exit %d\nstderr: %s", code, errOut)
+	}
+}

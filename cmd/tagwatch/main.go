@@ -97,7 +97,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 
 func runCheck(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	cfgPath := fs.String("config", envOr(environ, "TAGWATCH_CONFIG", ""), "configuration `file` (YAML); env TAGWATCH_CONFIG")
+	cfgPath := fs.String("config", config.ReadEnv(environ).Get("CONFIG", ""), "configuration `file` (YAML); env TAGWATCH_CONFIG")
 	asJSON := fs.Bool("json", false, "print a JSON array, one object per image")
 	platform := fs.String("platform", "", "platform to resolve multi-arch images to (default from config, else linux/amd64)")
 	fs.Usage = func() {
@@ -118,7 +118,7 @@ Flags:
 	cat := registries.CatalogFromEnv(func(k string) string { return envOr(environ, k, "") })
 	cfg, err := config.Load(*cfgPath, environ, cat)
 	if err != nil {
-		fmt.Fprintf(stderr, "tagwatch: %v\n", err)
+		printErrs(stderr, err)
 		return exitUsage
 	}
 	if *platform == "" {
@@ -211,6 +211,8 @@ func checkTargets(args []string, cfg *config.Config, plat v1.Platform) ([]watche
 	return out, nil
 }
 
+// envOr reads a variable of another program's (DOCKER_HOST, AWS_…); tagwatch's
+// own are read with config.ReadEnv, which knows the _FILE rule.
 func envOr(environ []string, key, def string) string {
 	for _, kv := range environ {
 		if len(kv) > len(key) && kv[:len(key)] == key && kv[len(key)] == '=' {

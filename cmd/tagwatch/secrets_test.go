@@ -366,7 +366,7 @@ func TestServeSecretKeyFromEnvironment(t *testing.T) {
 		want string
 	}{
 		{[]string{"TAGWATCH_SECRET_KEY=" + bad}, "environment TAGWATCH_SECRET_KEY: secret_key: is not a key (17 characters); a key is 32 random bytes"},
-		{[]string{"TAGWATCH_SECRET_KEY=" + k2.Encode(), "TAGWATCH_SECRET_KEY_FILE=" + k2File}, "set TAGWATCH_SECRET_KEY or TAGWATCH_SECRET_KEY_FILE, not both"},
+		{[]string{"TAGWATCH_SECRET_KEY=" + k2.Encode(), "TAGWATCH_SECRET_KEY_FILE=" + k2File}, "TAGWATCH_SECRET_KEY is set too: set only one of them"},
 		{[]string{"TAGWATCH_SECRET_KEY_FILE=" + filepath.Join(dir, "missing")}, "TAGWATCH_SECRET_KEY_FILE"},
 	} {
 		for _, cmd := range [][]string{{"config", "validate"}, {"serve", "--data", filepath.Join(t.TempDir(), "x.db"), "--listen", "127.0.0.1:0"}} {

@@ -30,11 +30,12 @@ import (
 func runServe(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", envOr(environ, "TAGWATCH_CONFIG", ""), "configuration `file` (YAML); env TAGWATCH_CONFIG")
-	dataPath := fs.String("data", envOr(environ, "TAGWATCH_DATA", "tagwatch.db"), "the bbolt `file` that keeps results, history and UI settings (its secrets encrypted with the key in FILE.key, made on first start, unless TAGWATCH_SECRET_KEY or TAGWATCH_SECRET_KEY_FILE gives one); env TAGWATCH_DATA")
+	env := config.ReadEnv(environ)
+	cfgPath := fs.String("config", env.Get("CONFIG", ""), "configuration `file` (YAML); env TAGWATCH_CONFIG")
+	dataPath := fs.String("data", env.Get("DATA", "tagwatch.db"), "the bbolt `file` that keeps results, history and UI settings (its secrets encrypted with the key in FILE.key, made on first start, unless TAGWATCH_SECRET_KEY or TAGWATCH_SECRET_KEY_FILE gives one); env TAGWATCH_DATA")
 	listen := fs.String("listen", "", "`address` of the web UI and API (default from config web.listen, else 127.0.0.1:8080)")
-	logFormat := fs.String("log-format", envOr(environ, "TAGWATCH_LOG_FORMAT", "text"), "log format: text or json; env TAGWATCH_LOG_FORMAT")
-	logLevel := fs.String("log-level", envOr(environ, "TAGWATCH_LOG_LEVEL", "info"), "log level: debug, info, warn, error; env TAGWATCH_LOG_LEVEL")
+	logFormat := fs.String("log-format", env.Get("LOG_FORMAT", "text"), "log format: text or json; env TAGWATCH_LOG_FORMAT")
+	logLevel := fs.String("log-level", env.Get("LOG_LEVEL", "info"), "log level: debug, info, warn, error; env TAGWATCH_LOG_LEVEL")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: tagwatch serve [flags]
 
@@ -52,14 +53,15 @@ Flags:
 	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
 		return code
 	}
-	log, err := newLogger(stderr, *logFormat, *logLevel)
-	if err != nil {
-		fmt.Fprintf(stderr, "tagwatch: %v\n", err)
-		return exitUsage
-	}
-
+	// The environment first: a bad TAGWATCH_LOG_LEVEL is reported with
+	// the rest of the configuration's errors.
 	cat := registries.CatalogFromEnv(func(k string) string { return envOr(environ, k, "") })
 	cfg, err := config.Load(*cfgPath, environ, cat)
+	if err != nil {
+		printErrs(stderr, err)
+		return exitUsage
+	}
+	log, err := newLogger(stderr, *logFormat, *logLevel)
 	if err != nil {
 		fmt.Fprintf(stderr, "tagwatch: %v\n", err)
 		return exitUsage
@@ -268,15 +270,25 @@ func openRegistries(st *store.Store, cat registries.Catalog, cfg *config.Config,
 	return live, nil
 }
 
-// placeErrs points registry errors found while opening at their config line.
+// placeErrs points registry errors found while opening at their config
+// line, each of them.
 func placeErrs(cfg *config.Config, err error) error {
-	var fe *registries.FieldError
-	if errors.As(err, &fe) {
+	var out []error
+	for _, e := range config.Errors(err) {
+		var fe *registries.FieldError
+		if !errors.As(e, &fe) {
+			out = append(out, e)
+			continue
+		}
 		kind, name, _ := strings.Cut(fe.Registry, ".")
 		field := "registries." + kind + "." + name
-		return &config.Error{Origin: cfg.Where(field + "." + fe.Variable), Field: field + "." + fe.Variable, Msg: fe.Message}
+		o := cfg.Where(field + "." + fe.Variable)
+		if o == (config.Origin{}) {
+			o = cfg.Where(field)
+		}
+		out = append(out, &config.Error{Origin: o, Field: field + "." + fe.Variable, Msg: fe.Message})
 	}
-	return err
+	return errors.Join(out...)
 }
 
 // watchSources turns the config's watchers and images into sources. With no

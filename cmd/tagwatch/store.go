@@ -65,7 +65,7 @@ func secretKey(environ []string) (opts []store.Option, err error) {
 
 func runStoreRotateKey(args, environ []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("store rotate-key", flag.ContinueOnError)
-	dataPath := fs.String("data", envOr(environ, "TAGWATCH_DATA", "tagwatch.db"), "the bbolt `file` whose secrets to encrypt again; env TAGWATCH_DATA")
+	dataPath := fs.String("data", config.ReadEnv(environ).Get("DATA", "tagwatch.db"), "the bbolt `file` whose secrets to encrypt again; env TAGWATCH_DATA")
 	newKeyFile := fs.String("new-key-file", "", "`file` holding the new key (32 random bytes in base64, e.g. from: openssl rand -base64 32); "+
 		"default: a new random key. Required when the current key comes from "+store.KeyEnv+" or "+store.KeyFileEnv)
 	fs.Usage = usageFunc(fs, `Usage: tagwatch store rotate-key [--data FILE] [--new-key-file FILE]
