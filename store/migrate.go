@@ -23,6 +23,18 @@ var keySchemaVersion = []byte("schema_version")
 var migrations = []func(tx *bolt.Tx) error{
 	migrateV1,
 	migrateV2,
+	migrateV3,
+}
+
+// bucketSince is the schema version that created a bucket.
+func bucketSince(name []byte) int {
+	switch string(name) {
+	case string(bucketNotifiers):
+		return 2
+	case string(bucketOutbox):
+		return 3
+	}
+	return 1
 }
 
 // migrateV1 creates the initial buckets.
@@ -39,6 +51,15 @@ func migrateV1(tx *bolt.Tx) error {
 func migrateV2(tx *bolt.Tx) error {
 	if _, err := tx.CreateBucketIfNotExists(bucketNotifiers); err != nil {
 		return fmt.Errorf("create bucket %s: %w", bucketNotifiers, err)
+	}
+	return nil
+}
+
+// migrateV3 adds the notification outbox: messages recorded with the
+// updates they announce, kept until their notifier's service accepts them.
+func migrateV3(tx *bolt.Tx) error {
+	if _, err := tx.CreateBucketIfNotExists(bucketOutbox); err != nil {
+		return fmt.Errorf("create bucket %s: %w", bucketOutbox, err)
 	}
 	return nil
 }
