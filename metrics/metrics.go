@@ -201,10 +201,10 @@ var (
 	descRemaining   = prometheus.NewDesc("tagwatch_registry_pulls_remaining", "Pulls left in the rate-limit window, as the registry's ratelimit-remaining header last said (Docker Hub).", []string{"registry"}, nil)
 	descLimit       = prometheus.NewDesc("tagwatch_registry_pulls_limit", "Pulls allowed per rate-limit window, as the registry's ratelimit-limit header last said (Docker Hub).", []string{"registry"}, nil)
 	descNSent       = prometheus.NewDesc("tagwatch_notifier_sends_total", "Notifications delivered, by notifier.", []string{"notifier"}, nil)
-	descNFailed     = prometheus.NewDesc("tagwatch_notifier_failures_total", "Notifications given up on after every try, by notifier.", []string{"notifier"}, nil)
+	descNFailed     = prometheus.NewDesc("tagwatch_notifier_failures_total", "Notifications given up on (refused, or not sent within the retry window), by notifier.", []string{"notifier"}, nil)
 	descNRetries    = prometheus.NewDesc("tagwatch_notifier_retries_total", "Notification tries that failed and were tried again, by notifier.", []string{"notifier"}, nil)
-	descNDropped    = prometheus.NewDesc("tagwatch_notifier_dropped_total", "Notifications dropped from a full queue, by notifier.", []string{"notifier"}, nil)
-	descNQueued     = prometheus.NewDesc("tagwatch_notifier_queue_length", "Notifications waiting to be sent, by notifier.", []string{"notifier"}, nil)
+	descNQueued     = prometheus.NewDesc("tagwatch_notifier_queue_length", "Notifications waiting in the outbox to be sent, by notifier.", []string{"notifier"}, nil)
+	descNUndeliv    = prometheus.NewDesc("tagwatch_notifier_undelivered", "Notifications given up on and kept in the outbox for Retry now, by notifier.", []string{"notifier"}, nil)
 )
 
 // collector reads the current state at scrape time.
@@ -213,7 +213,7 @@ type collector struct{ m *Metrics }
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descImages, descFailing, descUpdates, descLastSuccess, descCycleDur, descCycles,
 		descRequests, descReqErrors, descThrottled, descRemaining, descLimit,
-		descNSent, descNFailed, descNRetries, descNDropped, descNQueued} {
+		descNSent, descNFailed, descNRetries, descNQueued, descNUndeliv} {
 		ch <- d
 	}
 }
@@ -266,8 +266,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			counter(descNSent, float64(s.Sent), s.Name)
 			counter(descNFailed, float64(s.Failed), s.Name)
 			counter(descNRetries, float64(s.Retries), s.Name)
-			counter(descNDropped, float64(s.Dropped), s.Name)
 			gauge(descNQueued, float64(s.Queued), s.Name)
+			gauge(descNUndeliv, float64(s.Undelivered), s.Name)
 		}
 	}
 }
