@@ -32,6 +32,14 @@ type Config struct {
 	Platform string
 	// Notifiers are the `notifiers:` entries, validated, sorted by name.
 	Notifiers []*notify.Spec
+	// History bounds the history kept in the data file; Notify tunes the
+	// delivery of notifications.
+	History History
+	Notify  Notify
+
+	// scalars are the history and notify settings as read (file, then
+	// environment), by field path; validate parses them.
+	scalars map[string]string
 
 	// notifiers are their settings as read (file, then environment), by name.
 	notifiers map[string]map[string]string
@@ -131,7 +139,8 @@ func (e *Error) Error() string { return fmt.Sprintf("%s: %s: %s", e.Origin, e.Fi
 
 // Default is the configuration with nothing configured.
 func Default() *Config {
-	return &Config{Watchers: map[string]Watcher{}, Platform: "linux/amd64", Web: Web{Listen: "127.0.0.1:8080"}, where: map[string]Origin{}}
+	return &Config{Watchers: map[string]Watcher{}, Platform: "linux/amd64", Web: Web{Listen: "127.0.0.1:8080"},
+		History: DefaultHistory, Notify: DefaultNotify, where: map[string]Origin{}}
 }
 
 // Load reads path (may be "" for none) and then the environment, and
@@ -163,6 +172,8 @@ type file struct {
 	Notifiers  yaml.Node          `yaml:"notifiers"`
 	Web        Web                `yaml:"web"`
 	Platform   string             `yaml:"platform"`
+	History    historyFile        `yaml:"history"`
+	Notify     notifyFile         `yaml:"notify"`
 }
 
 func (c *Config) parse(path string, data []byte, cat registries.Catalog) error {
@@ -187,6 +198,7 @@ func (c *Config) parse(path string, data []byte, cat registries.Catalog) error {
 	var doc yaml.Node
 	_ = yaml.Unmarshal(data, &doc)
 	c.placeWatchers(path, &doc)
+	c.parseSections(path, &doc, f.History, f.Notify)
 	for i, img := range f.Images {
 		c.where[fmt.Sprintf("images[%d]", i)] = Origin{File: path, Line: imageLine(&doc, i)}
 		c.Images = append(c.Images, img)
@@ -334,6 +346,7 @@ func (c *Config) validate(cat registries.Catalog) error {
 	}
 	errs = append(errs, c.validateWatchers()...)
 	errs = append(errs, c.validateNotifiers()...)
+	errs = append(errs, c.validateSections()...)
 	return errors.Join(errs...)
 }
 

@@ -16,7 +16,8 @@ const EnvPrefix = "TAGWATCH_"
 
 // applyEnv lays the environment over the file: TAGWATCH_REGISTRY_<KIND>_<NAME>_<VAR>,
 // TAGWATCH_NOTIFIER_<NAME>_<SETTING>, TAGWATCH_WATCHER_<NAME>_<SETTING>,
-// TAGWATCH_IMAGES, TAGWATCH_CRON, TAGWATCH_WEB_*, TAGWATCH_PLATFORM. A
+// TAGWATCH_IMAGES, TAGWATCH_CRON, TAGWATCH_WEB_*, TAGWATCH_PLATFORM,
+// TAGWATCH_HISTORY_KEEP, TAGWATCH_HISTORY_MAXAGE, TAGWATCH_NOTIFY_RETRYFOR. A
 // variable ending in _FILE reads its value from that file (Docker secrets).
 func (c *Config) applyEnv(environ []string, cat registries.Catalog) error {
 	sort.Strings(environ) // deterministic order of errors
@@ -70,6 +71,8 @@ func (c *Config) applyEnv(environ []string, cat registries.Catalog) error {
 				continue
 			}
 			c.Web.AllowRemote = b
+		case name == "HISTORY_KEEP" || name == "HISTORY_MAXAGE" || name == "NOTIFY_RETRYFOR":
+			c.setScalar(envField(name), val, origin)
 		case name == "PLATFORM":
 			c.Platform = val
 			c.where["platform"] = origin
@@ -149,6 +152,11 @@ func envField(name string) string {
 	}
 	if rest, ok := strings.CutPrefix(lower, "web_"); ok {
 		return "web." + rest
+	}
+	for _, section := range []string{"history", "notify"} {
+		if rest, ok := strings.CutPrefix(lower, section+"_"); ok {
+			return section + "." + rest
+		}
 	}
 	return lower
 }
