@@ -28,6 +28,8 @@ Usage:
   tagwatch check [--config FILE] [--json] [--platform OS/ARCH] [IMAGE...]
   tagwatch config validate [--config FILE]
   tagwatch config example
+  tagwatch store backup [--data FILE] FILE
+  tagwatch store check [--data FILE]
   tagwatch version
   tagwatch healthcheck [--url URL]
 
@@ -71,6 +73,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return runCheck(ctx, args[1:], environ, stdout, stderr)
 	case "config":
 		return runConfig(args[1:], environ, stdout, stderr)
+	case "store":
+		return runStore(ctx, args[1:], environ, stdout, stderr)
 	case "version":
 		return runVersion(args[1:], stdout, stderr)
 	case "--version":
