@@ -161,7 +161,7 @@ func TestRetryNow(t *testing.T) {
 	st := openStore(t, "")
 	n := start(t, st, map[string]map[string]string{"hook": {"url": rc.URL, "type": "webhook"}}, fast(nil))
 	n.Notify([]store.HistoryEntry{update("docker.io/library/nginx:1.25.3", "minor", "1.25.3", "1.26.0")})
-	status := waitStatus(t, n, func(s notify.Status) bool { return s.Undelivered == 1 })
+	status := waitStatus(t, n, func(s notify.Status) bool { return s.Undelivered == 1 && s.Failed == 1 })
 	time.Sleep(100 * time.Millisecond)
 	if rc.count() != 1 || status.Retries != 0 || status.Failed != 1 || !strings.Contains(status.LastError, "422") {
 		t.Fatalf("a refused message: %d tries, status %+v", rc.count(), status)

@@ -133,6 +133,10 @@ func TestOpenForeign(t *testing.T) {
 	if err := os.WriteFile(text, bytes.Repeat([]byte("not a bolt file "), 1024), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	small := filepath.Join(dir, "small.db")
+	if err := os.WriteFile(small, bytes.Repeat([]byte("shopping list\n"), 500), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	short := filepath.Join(dir, "short.db")
 	if err := os.WriteFile(short, []byte("hello"), 0o600); err != nil {
 		t.Fatal(err)
@@ -156,6 +160,7 @@ func TestOpenForeign(t *testing.T) {
 	for _, tt := range []struct{ path, detail string }{
 		{text, "not a bbolt database file"},
 		{short, "not a bbolt database file"},
+		{small, "too short to be a bbolt database file"},
 		{other, `bucket "widgets"`},
 	} {
 		t.Run(filepath.Base(tt.path), func(t *testing.T) {
@@ -209,12 +214,15 @@ func TestOpenLockedAndNewer(t *testing.T) {
 	}
 	_, err = store.Open(path)
 	wantOpenError(t, err, store.ErrNewerSchema, path, "newer tagwatch", "schema version 99", "restore a backup")
-	// Read-only, for a backup, it opens.
+	// Read-only, for a backup, it opens, and its pages check.
 	r, err := store.Open(path, store.ReadOnly())
 	if err != nil {
 		t.Fatalf("read-only open of a newer file: %v", err)
 	}
-	r.Close()
+	defer r.Close()
+	if rep, err := r.Check(); err != nil || !rep.Newer || rep.Schema != 99 || len(rep.Problems) != 0 {
+		t.Errorf("check of a newer file: %+v, %v", rep, err)
+	}
 }
 
 // TestCheck reports every problem of a damaged file with its bucket, and

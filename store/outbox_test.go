@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // routeTo makes one message per entry for each notifier.
@@ -154,21 +156,36 @@ func TestPruneHistory(t *testing.T) {
 		s := openTemp(t)
 		// 100 entries, one a day, each announced by phone a minute later;
 		// mail failed every one of them, and still waits for the last two.
+		// Two transactions: the fill runs once per case.
+		var entries []HistoryEntry
 		for day := range 100 {
-			at := t0.Add(time.Duration(day) * 24 * time.Hour)
-			saved, err := s.AppendHistory([]HistoryEntry{{At: at, Key: fmt.Sprint(day)}}, WithOutbox(func(saved []HistoryEntry) []OutboxMessage {
+			entries = append(entries, HistoryEntry{At: t0.Add(time.Duration(day) * 24 * time.Hour), Key: fmt.Sprint(day)})
+		}
+		saved, err := s.AppendHistory(entries, WithOutbox(func(saved []HistoryEntry) []OutboxMessage {
+			var out []OutboxMessage
+			for day, e := range saved {
 				st := OutboxFailed
 				if day >= 98 {
 					st = OutboxWaiting
 				}
-				return []OutboxMessage{{Notifier: "mail", Updates: saved, CreatedAt: at, State: st}}
-			}))
-			if err != nil {
-				t.Fatal(err)
+				out = append(out, OutboxMessage{Notifier: "mail", Updates: []HistoryEntry{e}, CreatedAt: e.At, State: st})
 			}
-			if _, err := s.MarkSent("phone", fmt.Sprint(saved[0].Seq), at.Add(time.Minute)); err != nil {
-				t.Fatal(err)
+			return out
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.update(func(tx *bolt.Tx) error {
+			for _, e := range saved {
+				k, _ := pairKey("phone", fmt.Sprint(e.Seq))
+				if err := put(tx.Bucket(bucketSent), bucketSent, k, sentRecord{At: e.At.Add(time.Minute)}); err != nil {
+					return err
+				}
 			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
 		return s
 	}

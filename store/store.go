@@ -164,6 +164,9 @@ func openError(path string, err error, lockTimeout time.Duration) error {
 		return &OpenError{Path: path, Err: ErrForeign, Detail: "not a bbolt database file"}
 	case errors.Is(err, berrors.ErrVersionMismatch):
 		return &OpenError{Path: path, Err: ErrForeign, Detail: "a bbolt file of a format version this bbolt does not read"}
+	case strings.Contains(err.Error(), "file size too small"):
+		// bbolt has no sentinel for a file shorter than its two meta pages.
+		return &OpenError{Path: path, Err: ErrForeign, Detail: "too short to be a bbolt database file"}
 	case errors.Is(err, berrors.ErrChecksum):
 		return &OpenError{Path: path, Err: ErrDamaged, Detail: "both of its meta pages fail their checksum"}
 	}

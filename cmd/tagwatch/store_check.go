@@ -66,6 +66,9 @@ Flags:
 	}
 	fmt.Fprintf(stdout, "store %s: schema %d, %s in pages of %d bytes\n", what, rep.Schema, humanSize(rep.Size), rep.PageSize)
 	fmt.Fprintf(stdout, "  %s\n", records(rep))
+	if rep.Newer {
+		fmt.Fprintf(stdout, "note: schema %d was written by a newer tagwatch: its pages were checked, its records not decoded\n", rep.Schema)
+	}
 	if len(rep.Problems) == 0 {
 		fmt.Fprintln(stdout, "ok: every page and record reads back")
 		return exitOK
