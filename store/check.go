@@ -60,13 +60,13 @@ func walkBucket(b *bolt.Bucket, fn func(k, v []byte)) {
 // CheckReport is what Check found.
 type CheckReport struct {
 	Path     string
-	Size     int64          // bytes, as of the check's transaction
-	PageSize int            // bytes
-	Schema   int            // the file's schema version
+	Size     int64 // bytes, as of the check's transaction
+	PageSize int   // bytes
+	Schema   int   // the file's schema version
 	// Newer is set for a file of a newer schema than this build's: its
 	// pages were checked, its records not decoded.
-	Newer bool
-	Records  map[string]int // top-level bucket → values in it (nested ones counted in)
+	Newer   bool
+	Records map[string]int // top-level bucket → values in it (nested ones counted in)
 	// Problems are the damage found, one per line; none means every page
 	// and every tagwatch record read back.
 	Problems []string
