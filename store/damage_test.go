@@ -78,6 +78,7 @@ func TestOpenDamaged(t *testing.T) {
 	}{
 		{"garbage over the images' root page", func(t *testing.T, path string) { storetest.DamagePage(t, path, "images") }, "self identifies"},
 		{"garbage over the history's root page", func(t *testing.T, path string) { storetest.DamagePage(t, path, "history") }, "self identifies"},
+		{"garbage over the freelist", func(t *testing.T, path string) { storetest.DamageFreelist(t, path) }, "freelist"},
 		{"a child page past the end of the file", func(t *testing.T, path string) { storetest.PointPastEnd(t, path, "images") }, "a page points past the end of the file"},
 	}
 	for _, tt := range tests {

@@ -192,9 +192,10 @@ func (s *Store) OutboxCounts() (map[string]OutboxCount, error) {
 	return out, nil
 }
 
-// PutOutbox saves the delivery state of a message that is still stored; a
-// message deleted meanwhile (sent, its notifier deleted, pruned) stays
-// deleted, and ok is false.
+// PutOutbox saves the delivery state of a message read from the outbox,
+// unless it changed meanwhile: one deleted (sent, its notifier deleted,
+// pruned) stays deleted, one retried (a new retry window) keeps the retry.
+// ok is false then.
 func (s *Store) PutOutbox(m OutboxMessage) (ok bool, err error) {
 	key, err := outboxKey(m.Notifier, m.ID)
 	if err != nil {
@@ -205,7 +206,15 @@ func (s *Store) PutOutbox(m OutboxMessage) (ok bool, err error) {
 		if err != nil {
 			return err
 		}
-		if b.Get(key) == nil {
+		raw := b.Get(key)
+		if raw == nil {
+			return nil
+		}
+		var stored OutboxMessage
+		if err := decode(raw, &stored, bucketOutbox, key); err != nil {
+			return err
+		}
+		if !stored.Since.Equal(m.Since) {
 			return nil
 		}
 		ok = true

@@ -130,6 +130,17 @@ func TestOutboxLifecycle(t *testing.T) {
 		}
 	}
 
+	// A try that ends after a Retry now does not undo the retry.
+	stale := msgs[0]
+	stale.State, stale.Tries, stale.LastError = OutboxFailed, 9, "from before the retry"
+	stale.Since = at.Add(-time.Hour)
+	if ok, err := s.PutOutbox(stale); ok || err != nil {
+		t.Errorf("a stale PutOutbox was saved: %v %v", ok, err)
+	}
+	if got, _ := s.Outbox("hook"); got[0].State != OutboxWaiting || !got[0].Since.Equal(at) {
+		t.Errorf("after a stale put: %+v", got[0])
+	}
+
 	// Deleting the notifier deletes its outbox, not another's.
 	if _, err := s.AddOutbox([]OutboxMessage{{Notifier: "other", Updates: saved[:1]}, {Notifier: "hook2", Updates: saved[:1]}}); err != nil {
 		t.Fatal(err)

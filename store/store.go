@@ -122,6 +122,20 @@ func Open(path string, opts ...Option) (*Store, error) {
 			return nil, err
 		}
 	}
+	if !o.readOnly && !o.noVerify && hasData(path) {
+		// Verify under a read-only open first. Opening for writing, bbolt
+		// reads the freelist page, and a damaged one panics in the middle
+		// of bolt.Open, past where it would close the file: its lock
+		// would stay held by this process.
+		ro, err := Open(path, ReadOnly(), WithLockTimeout(o.lockTimeout))
+		if err != nil {
+			return nil, err
+		}
+		if err := ro.Close(); err != nil {
+			return nil, err
+		}
+		o.noVerify = true
+	}
 	bo := &bolt.Options{Timeout: o.lockTimeout, ReadOnly: o.readOnly}
 	// On Windows bbolt grows the file itself to the initial mapping size;
 	// elsewhere the file only grows with its data.
@@ -254,6 +268,13 @@ func (s *Store) noteDamage(err error) {
 	if errors.As(err, &oe) && oe.Err == ErrDamaged {
 		s.damaged.Store(true)
 	}
+}
+
+// hasData reports whether path is a file with something in it: bbolt
+// makes an empty or missing file a new store.
+func hasData(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Size() > 0
 }
 
 // ensurePrivate makes an existing store file owner-only. A missing file is

@@ -66,6 +66,37 @@ func DamagePage(t testing.TB, path, bucket string) uint64 {
 	return id
 }
 
+// DamageFreelist overwrites the page that lists the free pages of the
+// closed bbolt file at path with garbage (it is rewritten by every commit,
+// so a torn write lands there first) and returns its id.
+func DamageFreelist(t testing.TB, path string) uint64 {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := db.Info().PageSize
+	var id int
+	err = db.View(func(tx *bolt.Tx) error {
+		for i := 2; ; i++ {
+			p, err := tx.Page(i)
+			if err != nil || p == nil {
+				return err
+			}
+			if p.Type == "freelist" {
+				id = i
+				return nil
+			}
+		}
+	})
+	db.Close()
+	if err != nil || id == 0 {
+		t.Fatalf("no freelist page in %s: %v", path, err)
+	}
+	writeAt(t, path, bytes.Repeat(Garbage, size/len(Garbage)), int64(id)*int64(size))
+	return uint64(id)
+}
+
 // PointPastEnd makes the first child of a bucket's root page, which must be
 // a branch page, a page id past the end of the file (but inside what bbolt
 // maps): reading it faults rather than panics.
