@@ -208,3 +208,58 @@ func BenchmarkYearOfCycles(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPruneHistory is the retention's cost after a cycle, on a
+// history at its bound of 10,000 entries with a sent mark each: "idle"
+// has nothing to remove (the usual cycle), "cycle" first records a
+// cycle's 8 updates, which pushes 8 entries and their marks out.
+func BenchmarkPruneHistory(b *testing.B) {
+	const keep = 10000
+	s := openTemp(b)
+	var entries []HistoryEntry
+	for i := range keep {
+		entries = append(entries, HistoryEntry{At: t0.Add(time.Duration(i) * time.Minute), Key: fmt.Sprint(i), Reference: "ghcr.io/example/app:1.0.0",
+			Update: "patch", FromTag: "1.0.0", ToTag: fmt.Sprintf("1.0.%d", i)})
+	}
+	saved, err := s.AppendHistory(entries)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := s.update(func(tx *bolt.Tx) error {
+		for _, e := range saved {
+			k, _ := pairKey("phone", e.Reference+" "+e.ToTag)
+			if err := put(tx.Bucket(bucketSent), bucketSent, k, sentRecord{At: e.At.Add(time.Second)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	r := Retention{Keep: keep}
+	now := t0.Add(keep * time.Minute)
+	b.Run("idle", func(b *testing.B) {
+		for b.Loop() {
+			if p, err := s.PruneHistory(r, now); err != nil || p.History != 0 {
+				b.Fatal(p, err)
+			}
+		}
+	})
+	b.Run("cycle", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			ups := make([]HistoryEntry, 8)
+			for i := range ups {
+				now = now.Add(time.Minute)
+				ups[i] = HistoryEntry{At: now, Key: "new", Reference: "ghcr.io/example/app:1.0.0", Update: "patch"}
+			}
+			if _, err := s.AppendHistory(ups); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			if p, err := s.PruneHistory(r, now); err != nil || p.History != 8 {
+				b.Fatal(p, err)
+			}
+		}
+	})
+}

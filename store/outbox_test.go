@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"slices"
@@ -256,5 +257,26 @@ func TestPruneHistory(t *testing.T) {
 	}
 	if p, err := s.PruneHistory(Retention{}, now); err != nil || p != (Pruned{}) {
 		t.Errorf("no retention pruned %+v, %v", p, err)
+	}
+}
+
+func TestSentAt(t *testing.T) {
+	at := time.Date(2025, 3, 4, 5, 6, 7, 891, time.UTC)
+	raw, _ := json.Marshal(sentRecord{At: at})
+	for _, tt := range []struct {
+		v    string
+		want time.Time
+		err  bool
+	}{
+		{string(raw), at, false}, // as put writes it
+		{`{"at": "2025-03-04T05:06:07Z"}`, at.Truncate(time.Second), false}, // decoded
+		{`{"at":"2025-03-04T05:06:07Z","by":"x"}`, at.Truncate(time.Second), false},
+		{`{"at":"yesterday"}`, time.Time{}, true},
+		{`garbage`, time.Time{}, true},
+	} {
+		got, err := sentAt([]byte("k"), []byte(tt.v))
+		if (err != nil) != tt.err || !got.Equal(tt.want) {
+			t.Errorf("sentAt(%s) = %v, %v", tt.v, got, err)
+		}
 	}
 }

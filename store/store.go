@@ -215,7 +215,7 @@ func (s *Store) inspect(o options) error {
 		if o.noVerify {
 			return nil
 		}
-		// Both cost about 15 ms on a 32 MiB file (BenchmarkOpen): the
+		// Both cost about 20 ms on a 32 MiB file (BenchmarkOpen): the
 		// walk reads every page of every bucket; bbolt's check then finds
 		// what the walk cannot (a freelist that hands out live pages). It
 		// follows page ids unguarded, so only over pages the walk read.
