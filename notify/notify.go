@@ -342,6 +342,33 @@ func (n *Notifiers) Retry(name string) (int, error) {
 	return k, nil
 }
 
+// ExpireOrphans gives up the waiting messages of notifiers not named in
+// configured (a notifier removed from the config file while tagwatch was
+// stopped): no sender would ever try them, and history retention prunes
+// only failed messages. It returns how many it gave up.
+func ExpireOrphans(st Store, configured []string, at time.Time) (int, error) {
+	counts, err := st.OutboxCounts()
+	if err != nil {
+		return 0, err
+	}
+	known := map[string]bool{}
+	for _, name := range configured {
+		known[name] = true
+	}
+	total := 0
+	for name, c := range counts {
+		if known[name] || c.Waiting == 0 {
+			continue
+		}
+		k, err := st.ExpireOutbox(name, at.Add(time.Nanosecond), "not sent: notifier "+name+" is no longer configured")
+		if err != nil {
+			return total, err
+		}
+		total += k
+	}
+	return total, nil
+}
+
 // Outbox returns a notifier's waiting and failed messages, oldest first.
 func (n *Notifiers) Outbox(name string) ([]store.OutboxMessage, error) {
 	return n.store.Outbox(name)

@@ -206,3 +206,23 @@ func TestBatchLeftByAChangedNotifier(t *testing.T) {
 		t.Errorf("message %v", m)
 	}
 }
+
+// TestExpireOrphans: the waiting messages of a notifier no longer
+// configured are given up; the others' are left alone.
+func TestExpireOrphans(t *testing.T) {
+	st := openStore(t, "")
+	e := update("docker.io/library/nginx:1.25.3", "minor", "1.25.3", "1.26.0")
+	if _, err := st.AddOutbox([]store.OutboxMessage{{Notifier: "gone", Updates: []store.HistoryEntry{e}}, {Notifier: "kept", Updates: []store.HistoryEntry{e}}}); err != nil {
+		t.Fatal(err)
+	}
+	k, err := notify.ExpireOrphans(st, []string{"kept", "other"}, time.Now())
+	if err != nil || k != 1 {
+		t.Fatalf("ExpireOrphans = %d, %v", k, err)
+	}
+	gone, _ := st.Outbox("gone")
+	kept, _ := st.Outbox("kept")
+	if len(gone) != 1 || gone[0].State != store.OutboxFailed || !strings.Contains(gone[0].LastError, "no longer configured") ||
+		len(kept) != 1 || kept[0].State != store.OutboxWaiting {
+		t.Errorf("gone %+v, kept %+v", gone, kept)
+	}
+}

@@ -109,6 +109,20 @@ Flags:
 		fmt.Fprintf(stderr, "tagwatch: %v\n", err)
 		return exitUsage
 	}
+	// Messages left by a notifier that is gone from the config would wait
+	// for ever: give them up, for the history retention to prune.
+	configured := make([]string, 0, len(specs)+len(saved))
+	for _, n := range cfg.Notifiers {
+		configured = append(configured, n.Name)
+	}
+	for _, n := range saved {
+		configured = append(configured, n.Name)
+	}
+	if k, err := notify.ExpireOrphans(st, configured, time.Now().UTC()); err != nil {
+		log.Error("giving up the notifications of removed notifiers", "err", err)
+	} else if k > 0 {
+		log.Warn("notifications of notifiers no longer configured were given up", "messages", k)
+	}
 	for _, n := range specs {
 		source := "config"
 		if n.Source == notify.SourceUI {
