@@ -33,6 +33,14 @@ type Config struct {
 	Platform string
 	// Notifiers are the `notifiers:` entries, validated, sorted by name.
 	Notifiers []*notify.Spec
+	// History bounds the history kept in the data file; Notify tunes the
+	// delivery of notifications.
+	History History
+	Notify  Notify
+
+	// scalars are the history and notify settings as read (file, then
+	// environment), by field path; validate parses them.
+	scalars map[string]string
 
 	// notifiers are their settings as read (file, then environment), by name.
 	notifiers map[string]map[string]string
@@ -157,7 +165,8 @@ func (e *Error) Error() string {
 
 // Default is the configuration with nothing configured.
 func Default() *Config {
-	return &Config{Watchers: map[string]Watcher{}, Platform: "linux/amd64", Web: Web{Listen: "127.0.0.1:8080"}, where: map[string]Origin{}}
+	return &Config{Watchers: map[string]Watcher{}, Platform: "linux/amd64", Web: Web{Listen: "127.0.0.1:8080"},
+		History: DefaultHistory, Notify: DefaultNotify, where: map[string]Origin{}}
 }
 
 // Load reads path (may be "" for none) and then the environment, and
@@ -198,6 +207,8 @@ type file struct {
 	Notifiers  yaml.Node          `yaml:"notifiers"`
 	Web        Web                `yaml:"web"`
 	Platform   string             `yaml:"platform"`
+	History    historyFile        `yaml:"history"`
+	Notify     notifyFile         `yaml:"notify"`
 }
 
 func (c *Config) parse(path string, data []byte, cat registries.Catalog) error {
@@ -218,6 +229,7 @@ func (c *Config) parse(path string, data []byte, cat registries.Catalog) error {
 	}
 	maps.Copy(c.Watchers, f.Watchers)
 	c.Images = append(c.Images, f.Images...)
+	c.parseSections(f.History, f.Notify)
 	if f.Web.Listen == "" {
 		f.Web.Listen = c.Web.Listen
 	}
@@ -352,6 +364,7 @@ func (c *Config) validate(cat registries.Catalog) error {
 	errs = append(errs, c.validateWatchers()...)
 	errs = append(errs, c.validateNotifiers()...)
 	errs = append(errs, c.validateWeb()...)
+	errs = append(errs, c.validateSections()...)
 	return errors.Join(errs...)
 }
 

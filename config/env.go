@@ -121,7 +121,8 @@ func (e *Env) names() []string {
 
 // applyEnv lays the environment over the file: TAGWATCH_REGISTRY_<KIND>_<NAME>_<VAR>,
 // TAGWATCH_NOTIFIER_<NAME>_<SETTING>, TAGWATCH_WATCHER_<NAME>_<SETTING>,
-// TAGWATCH_IMAGES, TAGWATCH_CRON, TAGWATCH_WEB_*, TAGWATCH_PLATFORM, and
+// TAGWATCH_IMAGES, TAGWATCH_CRON, TAGWATCH_WEB_*, TAGWATCH_PLATFORM,
+// TAGWATCH_HISTORY_KEEP, TAGWATCH_HISTORY_MAXAGE, TAGWATCH_NOTIFY_RETRYFOR, and
 // checks the command line's TAGWATCH_CONFIG, _DATA and _LOG_*.
 func (c *Config) applyEnv(env *Env, cat registries.Catalog) error {
 	var errs []error
@@ -178,6 +179,8 @@ func (c *Config) applyEnv(env *Env, cat registries.Catalog) error {
 				continue
 			}
 			c.Web.AllowRemote = b
+		case name == "HISTORY_KEEP" || name == "HISTORY_MAXAGE" || name == "NOTIFY_RETRYFOR":
+			c.setScalar(envField(name), val, origin)
 		case name == "PLATFORM":
 			c.Platform = val
 			c.where["platform"] = origin
@@ -297,6 +300,11 @@ func envField(name string) string {
 	}
 	if rest, ok := strings.CutPrefix(lower, "web_"); ok {
 		return "web." + rest
+	}
+	for _, section := range []string{"history", "notify"} {
+		if rest, ok := strings.CutPrefix(lower, section+"_"); ok {
+			return section + "." + rest
+		}
 	}
 	return lower
 }

@@ -218,10 +218,10 @@ var (
 	descRemaining   = prometheus.NewDesc("tagwatch_registry_pulls_remaining", "Pulls left in the rate-limit window, as the registry's ratelimit-remaining header last said (Docker Hub).", []string{"registry"}, nil)
 	descLimit       = prometheus.NewDesc("tagwatch_registry_pulls_limit", "Pulls allowed per rate-limit window, as the registry's ratelimit-limit header last said (Docker Hub).", []string{"registry"}, nil)
 	descNSent       = prometheus.NewDesc("tagwatch_notifier_sends_total", "Notifications delivered, by notifier.", []string{"notifier"}, nil)
-	descNFailed     = prometheus.NewDesc("tagwatch_notifier_failures_total", "Notifications given up on after every try, by notifier.", []string{"notifier"}, nil)
+	descNFailed     = prometheus.NewDesc("tagwatch_notifier_failures_total", "Notifications given up on (refused, or not sent within the retry window), by notifier.", []string{"notifier"}, nil)
 	descNRetries    = prometheus.NewDesc("tagwatch_notifier_retries_total", "Notification tries that failed and were tried again, by notifier.", []string{"notifier"}, nil)
-	descNDropped    = prometheus.NewDesc("tagwatch_notifier_dropped_total", "Notifications dropped from a full queue, by notifier.", []string{"notifier"}, nil)
-	descNQueued     = prometheus.NewDesc("tagwatch_notifier_queue_length", "Notifications waiting to be sent, by notifier.", []string{"notifier"}, nil)
+	descNQueued     = prometheus.NewDesc("tagwatch_notifier_queue_length", "Notifications waiting in the outbox to be sent, by notifier.", []string{"notifier"}, nil)
+	descNUndeliv    = prometheus.NewDesc("tagwatch_notifier_undelivered", "Notifications given up on and kept in the outbox for Retry now, by notifier.", []string{"notifier"}, nil)
 	descWatcherUp   = prometheus.NewDesc("tagwatch_watcher_up", "1 when the watcher's last listing worked, 0 when it failed (its images are kept, marked stale); absent before its first listing.", []string{"watcher", "kind"}, nil)
 	descWatcherOK   = prometheus.NewDesc("tagwatch_watcher_last_listed_timestamp_seconds", "When the watcher's last listing that worked ended, unix seconds.", []string{"watcher", "kind"}, nil)
 	descWatcherImgs = prometheus.NewDesc("tagwatch_watcher_images", "Images in use the watcher's last listing that worked found (one per container, service or pod container).", []string{"watcher", "kind"}, nil)
@@ -234,7 +234,7 @@ type collector struct{ m *Metrics }
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descImages, descFailing, descUpdates, descLastSuccess, descCycleDur, descCycles,
 		descRequests, descReqErrors, descThrottled, descRemaining, descLimit,
-		descNSent, descNFailed, descNRetries, descNDropped, descNQueued,
+		descNSent, descNFailed, descNRetries, descNQueued, descNUndeliv,
 		descWatcherUp, descWatcherOK, descWatcherImgs, descPlaced} {
 		ch <- d
 	}
@@ -311,8 +311,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			counter(descNSent, float64(s.Sent), s.Name)
 			counter(descNFailed, float64(s.Failed), s.Name)
 			counter(descNRetries, float64(s.Retries), s.Name)
-			counter(descNDropped, float64(s.Dropped), s.Name)
 			gauge(descNQueued, float64(s.Queued), s.Name)
+			gauge(descNUndeliv, float64(s.Undelivered), s.Name)
 		}
 	}
 }

@@ -43,7 +43,7 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 }
 
 // TestApply replaces the running set: an unchanged notifier keeps its
-// worker, queue and counters; a removed one stops; an added one receives.
+// sender, outbox and counters; a removed one stops; an added one receives.
 func TestApply(t *testing.T) {
 	release := make(chan struct{})
 	var releaseOnce sync.Once
@@ -92,9 +92,10 @@ func TestApply(t *testing.T) {
 		more = append(more, update(fmt.Sprintf("docker.io/library/b%d:1", i), "major", "1", "2"))
 	}
 	n.Notify(more)
-	// keep: one send hanging, two queued.
-	waitFor(t, "keep's queue", func() bool { st, _ := statusOf(n, "keep"); return st.Queued == 2 && keepRC.count() == 2 })
+	// keep: one send hanging, three in its outbox (that one included).
+	waitFor(t, "keep's queue", func() bool { st, _ := statusOf(n, "keep"); return st.Queued == 3 && keepRC.count() == 2 })
 	waitFor(t, "gone's send", func() bool { return goneRC.count() == 1 })
+	waitFor(t, "chg's messages", func() bool { st, _ := statusOf(n, "chg"); return st.Sent == 4 })
 
 	// A name given twice: an error, and nothing changes.
 	if err := n.Apply([]*notify.Spec{mustParse(t, "keep", keepSet), mustParse(t, "keep", keepSet)}); err == nil {
@@ -152,12 +153,18 @@ func TestApply(t *testing.T) {
 		t.Errorf("Test(gone) = %v", err)
 	}
 
-	// The unchanged one kept its counters and queue; the changed one restarted.
-	if st, _ := statusOf(n, "keep"); st.Sent != 1 || st.Queued != 2 {
+	// The unchanged one kept its counters and queue; the changed one
+	// restarted, and drops the noise left in its outbox, which its new
+	// threshold does not want.
+	if st, _ := statusOf(n, "keep"); st.Sent != 1 || st.Queued != 3 {
 		t.Errorf("keep after Apply: %+v", st)
 	}
 	if st, _ := statusOf(n, "chg"); st.Sent != 0 {
 		t.Errorf("chg kept the counters of its old settings: %+v", st)
+	}
+	waitFor(t, "chg's outbox to empty", func() bool { st, _ := statusOf(n, "chg"); return st.Queued == 0 })
+	if st, _ := statusOf(n, "chg"); st.Sent != 0 {
+		t.Errorf("chg sent what its new threshold does not want: %+v", st)
 	}
 
 	// The added one receives; keep delivers its queue once released.

@@ -136,28 +136,3 @@ func TestDiscord(t *testing.T) {
 		t.Fatalf("discord got nothing; status %+v", n.Status())
 	}
 }
-
-func TestQueueDropsOldest(t *testing.T) {
-	q := newQueue(2)
-	for i := range 4 {
-		_, dropped, ok := q.push(job{entries: []store.HistoryEntry{{Reference: string(rune('a' + i))}}})
-		if !ok || dropped != (i >= 2) {
-			t.Fatalf("push %d: dropped %v ok %v", i, dropped, ok)
-		}
-	}
-	q.close()
-	if _, _, ok := q.push(job{}); ok {
-		t.Error("push after close")
-	}
-	var got []string
-	for {
-		j, ok := q.pop(context.Background())
-		if !ok {
-			break
-		}
-		got = append(got, j.entries[0].Reference)
-	}
-	if strings.Join(got, "") != "cd" {
-		t.Errorf("popped %v, want c d", got)
-	}
-}

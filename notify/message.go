@@ -173,18 +173,28 @@ type message struct {
 
 // compose renders a message with the notifier's templates, falling back to
 // the defaults when a template fails on real data (it passed on the sample).
+//
+// A notifier that does not batch gets several updates in one message only
+// when it batched when they were routed: they go out with the default
+// batch templates, its own being written for one update.
 func (s *Spec) compose(items []Item, test bool) (message, error) {
-	d := Data{Item: items[0], Notifier: s.Name, Updates: items, Batch: s.Batch, Test: test}
+	d := Data{Item: items[0], Notifier: s.Name, Updates: items, Batch: s.Batch || len(items) > 1, Test: test}
 	m := message{Notifier: s.Name, Items: items, Test: test}
+	title, body, defTitle, defBody := s.title, s.body, s.defaultTitle(), s.defaultBody()
+	if d.Batch && !s.Batch {
+		defTitle, defBody = DefaultBatchTitle, DefaultBatchBody
+		title = template.Must(parseTemplate("title", "", defTitle))
+		body = template.Must(parseTemplate("body", "", defBody))
+	}
 	var errs []error
 	var err error
-	if m.Title, err = render(s.title, d); err != nil {
+	if m.Title, err = render(title, d); err != nil {
 		errs = append(errs, err)
-		m.Title, _ = render(template.Must(parseTemplate("title", "", s.defaultTitle())), d)
+		m.Title, _ = render(template.Must(parseTemplate("title", "", defTitle)), d)
 	}
-	if m.Body, err = render(s.body, d); err != nil {
+	if m.Body, err = render(body, d); err != nil {
 		errs = append(errs, err)
-		m.Body, _ = render(template.Must(parseTemplate("body", "", s.defaultBody())), d)
+		m.Body, _ = render(template.Must(parseTemplate("body", "", defBody)), d)
 	}
 	if test {
 		m.Title = "[test] " + m.Title

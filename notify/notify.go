@@ -2,11 +2,15 @@
 // shoutrrr's services (ntfy, Gotify, Discord, Slack, Telegram, Pushover,
 // Matrix, SMTP, …), a generic JSON webhook, and the Apprise API.
 //
-// Each notifier filters the updates of a cycle (threshold, images, digest),
-// and has its own bounded queue and worker goroutine: Notify only filters
-// and enqueues, so a slow or dead receiver never holds up a cycle. A failed
-// send is retried with backoff; what is sent is marked in the store, so an
-// update is announced once per notifier, across restarts.
+// Each notifier filters the updates (threshold, images, digest) into
+// messages: one per update, or one per cycle when batched. Route makes
+// them for the daemon, which writes them to the store's outbox in the
+// transaction that records the updates, so that neither a crash nor a dead
+// receiver loses one. A sender per notifier delivers its outbox oldest
+// first, in the background, and retries with backoff for RetryFor; a
+// message leaves the outbox, and its updates are marked sent, in one
+// transaction once the service accepted it. An update marked sent is not
+// announced again by that notifier, across restarts.
 package notify
 
 import (
@@ -21,32 +25,48 @@ import (
 	"github.com/tagwatch/tagwatch/store"
 )
 
-// Store is what notifiers need of the store: the sent marks, and the image
-// records for links and display names.
+// Store is what notifiers need of the store: the outbox, the sent marks,
+// and the image records for links and display names.
 type Store interface {
 	Sent(notifier, key string) (bool, error)
-	MarkSent(notifier, key string, at time.Time) (first bool, err error)
 	Image(key string) (store.Image, bool, error)
+	AddOutbox([]store.OutboxMessage) ([]store.OutboxMessage, error)
+	Outbox(notifier string) ([]store.OutboxMessage, error)
+	OutboxCounts() (map[string]store.OutboxCount, error)
+	PutOutbox(store.OutboxMessage) (bool, error)
+	OutboxSent(notifier string, id uint64, keys []string, at time.Time) error
+	RetryOutbox(notifier string, at time.Time) (int, error)
+	ExpireOutbox(notifier string, since time.Time, lastError string) (int, error)
 }
 
 // Defaults of Options.
 const (
-	DefaultQueueSize = 256
-	DefaultTimeout   = 30 * time.Second
+	DefaultTimeout  = 30 * time.Second
+	DefaultRetryFor = 24 * time.Hour
 )
 
-// DefaultBackoff are the waits before the 2nd, 3rd and 4th try of a send.
-var DefaultBackoff = []time.Duration{time.Second, 4 * time.Second, 16 * time.Second}
+// DefaultBackoff are the waits after the 1st, 2nd, … failed try of a
+// message; the last repeats until the message's retry window ends.
+var DefaultBackoff = []time.Duration{time.Second, 4 * time.Second, 16 * time.Second, time.Minute,
+	5 * time.Minute, 15 * time.Minute, time.Hour}
+
+// How long a sender waits before it reads its outbox again when nothing
+// woke it, and after the store failed it.
+const (
+	pollEvery  = time.Minute
+	storeRetry = 10 * time.Second
+)
 
 // Options tune delivery. The zero value is the defaults.
 type Options struct {
 	Log *slog.Logger
-	// QueueSize is how many messages may wait per notifier; when full, the
-	// oldest is dropped (and logged, and counted).
-	QueueSize int
-	// Backoff are the waits between tries; its length is the number of
-	// retries. Nil means DefaultBackoff; an empty, non-nil slice: no retry.
+	// Backoff are the waits between tries, the last repeating; no wait is
+	// longer than a tenth of RetryFor. Nil means DefaultBackoff; an empty,
+	// non-nil slice: no retry, a failed try gives the message up.
 	Backoff []time.Duration
+	// RetryFor is how long a message is tried before it is given up on
+	// (it stays in the outbox, failed, for Retry). Zero: DefaultRetryFor.
+	RetryFor time.Duration
 	// Timeout bounds one webhook or Apprise request (shoutrrr's services
 	// have their own timeouts).
 	Timeout time.Duration
@@ -58,21 +78,27 @@ type Options struct {
 	AllowLinkLocalTests bool
 }
 
-// ErrUnknown is returned (wrapped) by Test for a name no notifier has.
+// ErrUnknown is returned (wrapped) by Test and Retry for a name no running
+// notifier has.
 var ErrUnknown = errors.New("no such notifier")
 
-// Status is one notifier's state, for metrics and the UI. Counters start at
-// zero with the process.
+// Status is one notifier's state, for metrics and the UI. The counters
+// start at zero with the process; Queued, Undelivered and NextTryAt are
+// the outbox's.
 type Status struct {
 	Name    string `json:"name"`
 	Type    string `json:"type"`
 	URL     string `json:"url"`     // redacted
 	Sent    int64  `json:"sent"`    // messages delivered
-	Failed  int64  `json:"failed"`  // messages given up on after every try
-	Retries int64  `json:"retries"` // tries that failed and were tried again
-	Dropped int64  `json:"dropped"` // messages dropped from a full queue
-	Queued  int    `json:"queued"`  // messages waiting now
-	// LastError is the last failed try's error, secrets removed.
+	Failed  int64  `json:"failed"`  // messages given up on
+	Retries int64  `json:"retries"` // tries that failed and will be tried again
+	// Queued are the messages waiting to be sent, the one being tried
+	// included; Undelivered those given up on, kept for Retry.
+	Queued      int       `json:"queued"`
+	Undelivered int       `json:"undelivered"`
+	NextTryAt   time.Time `json:"nextTryAt,omitzero"` // of a message that failed a try
+	// LastError is the last failed try's reason (SendError), quoting
+	// nothing the receiver sent.
 	LastError   string    `json:"lastError,omitempty"`
 	LastErrorAt time.Time `json:"lastErrorAt,omitzero"`
 	LastSentAt  time.Time `json:"lastSentAt,omitzero"`
@@ -84,12 +110,12 @@ var ErrClosed = errors.New("notifiers are closed")
 // Notifiers runs every configured notifier. Its methods are safe for
 // concurrent use; Apply replaces the set while it runs.
 type Notifiers struct {
-	store   Store
-	log     *slog.Logger
-	backoff []time.Duration
-	qsize   int
-	client  *http.Client
-	timeout time.Duration
+	store    Store
+	log      *slog.Logger
+	backoff  []time.Duration
+	retryFor time.Duration
+	client   *http.Client
+	timeout  time.Duration
 	// testLinkLocal lets tests reach link-local and metadata addresses.
 	testLinkLocal bool
 
@@ -98,6 +124,9 @@ type Notifiers struct {
 	byName map[string]*notifier
 	closed bool
 
+	// stopping is closed by Close: senders finish the try in flight and
+	// stop. ctx ends when Close gives up waiting: tries are abandoned.
+	stopping  chan struct{}
 	ctx       context.Context
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -107,9 +136,14 @@ type Notifiers struct {
 type notifier struct {
 	spec   *Spec
 	sender sender
-	q      *queue
+	wake   chan struct{} // a message was added or retried
+	// prev is closed when the sender this one replaced (same name) has
+	// stopped: two senders never deliver one outbox.
+	prev <-chan struct{}
+	done chan struct{}
 	// ctx ends when the notifier is removed or replaced by Apply, or when
-	// Close gives up waiting: its send in flight is abandoned.
+	// Close gives up waiting: its try in flight is abandoned, and the
+	// message stays in the outbox.
 	ctx    context.Context
 	cancel context.CancelFunc
 
@@ -117,21 +151,16 @@ type notifier struct {
 	st Status
 }
 
-// job is one message to send: one update, or a cycle's batch.
-type job struct {
-	entries []store.HistoryEntry
-}
-
-// New starts a worker per notifier. Close stops them.
+// New starts a sender per notifier. Close stops them.
 func New(specs []*Spec, st Store, o Options) (*Notifiers, error) {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	if o.QueueSize <= 0 {
-		o.QueueSize = DefaultQueueSize
-	}
 	if o.Backoff == nil {
 		o.Backoff = DefaultBackoff
+	}
+	if o.RetryFor <= 0 {
+		o.RetryFor = DefaultRetryFor
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
@@ -140,8 +169,8 @@ func New(specs []*Spec, st Store, o Options) (*Notifiers, error) {
 	if client == nil {
 		client = newHTTPClient(o.Timeout, false)
 	}
-	n := &Notifiers{byName: map[string]*notifier{}, store: st, log: o.Log, backoff: o.Backoff, qsize: o.QueueSize, client: client,
-		timeout: o.Timeout, testLinkLocal: o.AllowLinkLocalTests}
+	n := &Notifiers{byName: map[string]*notifier{}, store: st, log: o.Log, backoff: o.Backoff, retryFor: o.RetryFor,
+		client: client, timeout: o.Timeout, testLinkLocal: o.AllowLinkLocalTests, stopping: make(chan struct{})}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if err := n.Apply(specs); err != nil {
 		n.cancel()
@@ -151,11 +180,12 @@ func New(specs []*Spec, st Store, o Options) (*Notifiers, error) {
 }
 
 // Apply makes specs the running set, in their order. A notifier whose name
-// and settings are unchanged keeps its worker, its queue and its counters;
-// one that is gone, or whose settings changed, stops at once (its queue is
-// dropped and a send in flight abandoned), and the new or changed ones
-// start. On error (a name given twice, a url shoutrrr refuses) nothing
-// changes.
+// and settings are unchanged keeps its sender and its counters; one that is
+// gone, or whose settings changed, stops at once (a try in flight is
+// abandoned), and the new or changed ones start. A notifier's outbox stays
+// with its name: a changed notifier delivers what its old settings left,
+// if its new ones still want it. On error (a name given twice, a url
+// shoutrrr refuses) nothing changes.
 func (n *Notifiers) Apply(specs []*Spec) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -169,7 +199,8 @@ func (n *Notifiers) Apply(specs []*Spec) error {
 		if _, dup := byName[s.Name]; dup {
 			return fmt.Errorf("notifier %s: named twice", s.Name)
 		}
-		if old, ok := n.byName[s.Name]; ok && old.spec.same(s) {
+		old, had := n.byName[s.Name]
+		if had && old.spec.same(s) {
 			next = append(next, old)
 			byName[s.Name] = old
 			continue
@@ -178,13 +209,15 @@ func (n *Notifiers) Apply(specs []*Spec) error {
 		if err != nil {
 			return err
 		}
+		if had {
+			nt.prev = old.done
+		}
 		next = append(next, nt)
 		byName[s.Name] = nt
 		started = append(started, nt)
 	}
 	for _, old := range n.list {
 		if byName[old.spec.Name] != old {
-			old.q.close()
 			old.cancel()
 		}
 	}
@@ -209,7 +242,7 @@ func (n *Notifiers) build(s *Spec) (*notifier, error) {
 		}
 		snd = sh
 	}
-	nt := &notifier{spec: s, sender: snd, q: newQueue(n.qsize),
+	nt := &notifier{spec: s, sender: snd, wake: make(chan struct{}, 1), done: make(chan struct{}),
 		st: Status{Name: s.Name, Type: s.Type, URL: s.Redacted()}}
 	nt.ctx, nt.cancel = context.WithCancel(n.ctx)
 	return nt, nil
@@ -230,16 +263,22 @@ func (n *Notifiers) lookup(name string) (*notifier, bool) {
 	return nt, ok
 }
 
-// Notify hands a cycle's new updates to every notifier that wants them. It
-// only filters and enqueues: it never waits for a receiver.
-func (n *Notifiers) Notify(updates []store.HistoryEntry) {
-	if n == nil || len(updates) == 0 {
-		return
+// Route returns the outbox messages the running notifiers make of updates
+// just recorded: for each notifier, its wanted updates (each key once),
+// in one message when it batches, else one message each. It only reads
+// the notifiers' settings, so it may run inside the store's transaction:
+// pass it to store.WithOutbox, then Wake the senders once it committed.
+func (n *Notifiers) Route(saved []store.HistoryEntry) []store.OutboxMessage {
+	if n == nil || len(saved) == 0 {
+		return nil
 	}
+	var out []store.OutboxMessage
 	for _, nt := range n.running() {
+		seen := map[string]bool{}
 		var mine []store.HistoryEntry
-		for _, e := range updates {
-			if nt.spec.Wants(e) {
+		for _, e := range saved {
+			if k := Key(e); nt.spec.Wants(e) && !seen[k] {
+				seen[k] = true
 				mine = append(mine, e)
 			}
 		}
@@ -247,51 +286,169 @@ func (n *Notifiers) Notify(updates []store.HistoryEntry) {
 			continue
 		}
 		if nt.spec.Batch {
-			n.enqueue(nt, job{entries: mine})
+			out = append(out, store.OutboxMessage{Notifier: nt.spec.Name, Updates: mine})
 			continue
 		}
 		for _, e := range mine {
-			n.enqueue(nt, job{entries: []store.HistoryEntry{e}})
+			out = append(out, store.OutboxMessage{Notifier: nt.spec.Name, Updates: []store.HistoryEntry{e}})
 		}
+	}
+	return out
+}
+
+// Notify puts the messages for updates recorded without an outbox in the
+// outbox, in one transaction, and wakes the senders. The daemon records
+// its updates with Route instead, in the same transaction.
+func (n *Notifiers) Notify(updates []store.HistoryEntry) {
+	if n == nil {
+		return
+	}
+	msgs := n.Route(updates)
+	if len(msgs) == 0 {
+		return
+	}
+	if _, err := n.store.AddOutbox(msgs); err != nil {
+		n.log.Error("writing notifications to the outbox; not announced", "updates", len(updates), "err", err)
+		return
+	}
+	n.Wake()
+}
+
+// Wake has every sender read its outbox now.
+func (n *Notifiers) Wake() {
+	if n == nil {
+		return
+	}
+	for _, nt := range n.running() {
+		nt.poke()
 	}
 }
 
-func (n *Notifiers) enqueue(nt *notifier, j job) {
-	dropped, didDrop, ok := nt.q.push(j)
+func (nt *notifier) poke() {
+	select {
+	case nt.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Retry starts a new retry window for every message of a running
+// notifier's outbox, failed ones included, and has it try at once. It
+// returns how many messages there are.
+func (n *Notifiers) Retry(name string) (int, error) {
+	nt, ok := n.lookup(name)
 	if !ok {
-		n.log.Warn("notifier stopped; update not announced", "notifier", nt.spec.Name, "updates", len(j.entries))
-		return
+		return 0, fmt.Errorf("%w: %q", ErrUnknown, name)
 	}
-	if didDrop {
-		nt.mu.Lock()
-		nt.st.Dropped++
-		nt.mu.Unlock()
-		n.log.Warn("notifier queue full: dropped its oldest message", "notifier", nt.spec.Name,
-			"dropped_updates", len(dropped.entries), "first", dropped.entries[0].Reference, "queue", nt.q.max)
+	k, err := n.store.RetryOutbox(name, time.Now().UTC())
+	if err != nil {
+		return 0, err
 	}
+	nt.poke()
+	if k > 0 {
+		n.log.Info("retrying notifications now", "notifier", name, "messages", k)
+	}
+	return k, nil
+}
+
+// ExpireOrphans gives up the waiting messages of notifiers not named in
+// configured (a notifier removed from the config file while tagwatch was
+// stopped): no sender would ever try them, and history retention prunes
+// only failed messages. It returns how many it gave up.
+func ExpireOrphans(st Store, configured []string, at time.Time) (int, error) {
+	counts, err := st.OutboxCounts()
+	if err != nil {
+		return 0, err
+	}
+	known := map[string]bool{}
+	for _, name := range configured {
+		known[name] = true
+	}
+	total := 0
+	for name, c := range counts {
+		if known[name] || c.Waiting == 0 {
+			continue
+		}
+		k, err := st.ExpireOutbox(name, at.Add(time.Nanosecond), "not sent: notifier "+name+" is no longer configured")
+		if err != nil {
+			return total, err
+		}
+		total += k
+	}
+	return total, nil
+}
+
+// Outbox returns a notifier's waiting and failed messages, oldest first.
+func (n *Notifiers) Outbox(name string) ([]store.OutboxMessage, error) {
+	return n.store.Outbox(name)
 }
 
 func (n *Notifiers) work(nt *notifier) {
 	defer n.wg.Done()
+	defer close(nt.done)
 	defer nt.cancel()
-	for {
-		j, ok := nt.q.pop(nt.ctx)
-		if !ok {
+	if nt.prev != nil {
+		select {
+		case <-nt.prev:
+		case <-nt.ctx.Done():
 			return
 		}
-		n.deliver(nt, j)
+	}
+	for {
+		select {
+		case <-n.stopping:
+			return
+		case <-nt.ctx.Done():
+			return
+		default:
+		}
+		wait := n.step(nt)
+		if wait <= 0 {
+			continue
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-nt.wake:
+		case <-n.stopping:
+		case <-nt.ctx.Done():
+		}
+		t.Stop()
 	}
 }
 
-// deliver sends one job's updates that were not announced yet, and marks
-// them sent when the send succeeds.
-func (n *Notifiers) deliver(nt *notifier, j job) {
+// step tries the oldest waiting message when it is due, and says how long
+// to wait before the next step.
+func (n *Notifiers) step(nt *notifier) time.Duration {
+	msgs, err := n.store.Outbox(nt.spec.Name)
+	if err != nil {
+		n.log.Error("reading the outbox", "notifier", nt.spec.Name, "err", err)
+		return storeRetry
+	}
+	for _, m := range msgs {
+		if m.State != store.OutboxWaiting {
+			continue
+		}
+		// Oldest first, and one at a time: the messages behind a failing
+		// one wait with it, rather than each knocking on a dead receiver.
+		if d := time.Until(m.NextTryAt); !m.NextTryAt.IsZero() && d > 0 {
+			return min(d, pollEvery)
+		}
+		return n.deliver(nt, m)
+	}
+	return pollEvery
+}
+
+// deliver tries one message: the updates of it that the notifier still
+// wants and has not announced yet. It says how long to wait before the
+// next step.
+func (n *Notifiers) deliver(nt *notifier, m store.OutboxMessage) time.Duration {
 	name := nt.spec.Name
 	seen := map[string]bool{}
 	var fresh []store.HistoryEntry
-	for _, e := range j.entries {
+	for _, e := range m.Updates {
 		k := Key(e)
-		if seen[k] {
+		if seen[k] || !nt.spec.Wants(e) {
+			// Settings changed since it was routed.
 			continue
 		}
 		seen[k] = true
@@ -306,7 +463,11 @@ func (n *Notifiers) deliver(nt *notifier, j job) {
 		fresh = append(fresh, e)
 	}
 	if len(fresh) == 0 {
-		return
+		if err := n.store.OutboxSent(name, m.ID, nil, time.Now().UTC()); err != nil {
+			n.log.Error("removing an outbox message with nothing left to announce", "notifier", name, "err", err)
+			return storeRetry
+		}
+		return 0
 	}
 	items := make([]Item, len(fresh))
 	for i, e := range fresh {
@@ -316,70 +477,98 @@ func (n *Notifiers) deliver(nt *notifier, j job) {
 		}
 		items[i] = item(e, img)
 	}
-	m, err := nt.spec.compose(items, false)
+	msg, err := nt.spec.compose(items, false)
 	if err != nil {
 		n.log.Warn("notifier template failed; the default one was used", "notifier", name, "err", err)
 	}
-	if err := n.try(nt, m); err != nil {
-		if nt.ctx.Err() != nil {
-			n.log.Warn("notifier stopped: notification abandoned", "notifier", name, "updates", len(fresh))
-			return
-		}
-		nt.mu.Lock()
-		nt.st.Failed++
-		nt.st.LastError, nt.st.LastErrorAt = err.Error(), time.Now().UTC()
-		nt.mu.Unlock()
-		n.log.Error("notification failed", "notifier", name, "url", nt.spec.Redacted(), "updates", len(fresh), "err", err)
-		n.logRaw(name, err)
-		return
-	}
+	start := time.Now()
+	err = nt.sender.send(nt.ctx, msg)
 	now := time.Now().UTC()
-	for _, e := range fresh {
-		if _, err := n.store.MarkSent(name, Key(e), now); err != nil {
-			n.log.Error("marking an update announced", "notifier", name, "reference", e.Reference, "err", err)
+	if err == nil {
+		keys := make([]string, len(fresh))
+		for i, e := range fresh {
+			keys[i] = Key(e)
+		}
+		// Counted after the outbox changed, so that the two agree to a
+		// reader who waits for the count.
+		recErr := n.store.OutboxSent(name, m.ID, keys, now)
+		nt.mu.Lock()
+		nt.st.Sent++
+		nt.st.LastSentAt = now
+		nt.mu.Unlock()
+		if recErr != nil {
+			// Accepted, but not recorded: it goes out again (at least once).
+			n.log.Error("recording a sent notification; it will be sent again", "notifier", name, "err", recErr)
+			return storeRetry
+		}
+		n.log.Info("notification sent", "notifier", name, "updates", len(fresh), "first", fresh[0].Reference)
+		return 0
+	}
+	if nt.ctx.Err() != nil {
+		n.log.Warn("notifier stopped: its notification stays in the outbox", "notifier", name, "updates", len(fresh))
+		return 0
+	}
+	// The reason is classified, quoting nothing the receiver sent: it is
+	// kept in the outbox and shown on the tile. What was said goes to the
+	// debug log.
+	se := nt.spec.explain(err, time.Since(start))
+	n.logRaw(name, se)
+	refused, reason := se.perm, se.Reason
+	m.Tries++
+	m.LastTryAt, m.LastError = now, reason
+	giveUp := refused || len(n.backoff) == 0 || !now.Before(m.Since.Add(n.retryFor))
+	if giveUp {
+		m.State, m.NextTryAt = store.OutboxFailed, time.Time{}
+		n.log.Error("notification failed; given up (Retry now in Settings → Notifications sends it again)", "notifier", name,
+			"url", nt.spec.Redacted(), "updates", len(fresh), "tries", m.Tries, "err", reason)
+	} else {
+		wait := n.wait(m.Tries)
+		m.NextTryAt = now.Add(wait)
+		n.log.Warn("notification failed; will retry", "notifier", name, "try", m.Tries, "in", wait, "err", reason)
+	}
+	_, recErr := n.store.PutOutbox(m)
+	nt.mu.Lock()
+	nt.st.LastError, nt.st.LastErrorAt = reason, now
+	if giveUp {
+		nt.st.Failed++
+	} else {
+		nt.st.Retries++
+	}
+	nt.mu.Unlock()
+	if recErr != nil {
+		n.log.Error("recording a failed try", "notifier", name, "err", recErr)
+		return storeRetry
+	}
+	if giveUp && !refused {
+		// The messages behind it whose window has passed too met the
+		// same receiver: give them up with it rather than a try each.
+		k, err := n.store.ExpireOutbox(name, now.Add(-n.retryFor), "not sent within the retry window: "+reason)
+		if err != nil {
+			n.log.Error("giving up expired notifications", "notifier", name, "err", err)
+		}
+		if k > 0 {
+			nt.mu.Lock()
+			nt.st.Failed += int64(k)
+			nt.mu.Unlock()
+			n.log.Error("notifications given up with it", "notifier", name, "messages", k)
 		}
 	}
-	nt.mu.Lock()
-	nt.st.Sent++
-	nt.st.LastSentAt = now
-	nt.mu.Unlock()
-	n.log.Info("notification sent", "notifier", name, "updates", len(fresh), "first", fresh[0].Reference)
+	return 0
+}
+
+// wait is how long a message waits after its tries-th failed try.
+func (n *Notifiers) wait(tries int) time.Duration {
+	w := n.backoff[min(tries, len(n.backoff))-1]
+	if most := n.retryFor / 10; w > most {
+		w = most
+	}
+	return w
 }
 
 // permanent marks an error that another try will not fix (a 4xx answer).
 type permanent struct{ error }
 
 func (p permanent) Unwrap() error { return p.error }
-
-// try sends m, retrying after each backoff wait. Errors come back as
-// *SendError: classified, quoting nothing the receiver sent.
-func (n *Notifiers) try(nt *notifier, m message) error {
-	for attempt := 0; ; attempt++ {
-		start := time.Now()
-		err := nt.sender.send(nt.ctx, m)
-		if err == nil {
-			return nil
-		}
-		se := nt.spec.explain(err, time.Since(start))
-		if se.perm || attempt >= len(n.backoff) || nt.ctx.Err() != nil {
-			return se
-		}
-		wait := n.backoff[attempt]
-		nt.mu.Lock()
-		nt.st.Retries++
-		nt.st.LastError, nt.st.LastErrorAt = se.Reason, time.Now().UTC()
-		nt.mu.Unlock()
-		n.log.Warn("notification failed; will retry", "notifier", nt.spec.Name, "try", attempt+1, "in", wait, "err", se)
-		n.logRaw(nt.spec.Name, se)
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-nt.ctx.Done():
-			t.Stop()
-			return se
-		}
-	}
-}
 
 // logRaw puts what the receiver said in the debug log.
 func (n *Notifiers) logRaw(name string, err error) {
@@ -391,10 +580,10 @@ func (n *Notifiers) logRaw(name string, err error) {
 
 // Test sends a test message (a sample update, title prefixed "[test]")
 // through one notifier, once, and returns a *SendError when it fails. It
-// does not mark anything sent, nor change the counters. Unless
-// AllowLinkLocalTests, it refuses to reach a link-local or cloud metadata
-// address: webhook and Apprise requests when they connect, shoutrrr's
-// services by their url's host before the send.
+// does not mark anything sent, nor change the counters, nor touch the
+// outbox. Unless AllowLinkLocalTests, it refuses to reach a link-local or
+// cloud metadata address: webhook and Apprise requests when they connect,
+// shoutrrr's services by their url's host before the send.
 func (n *Notifiers) Test(ctx context.Context, name string) error {
 	nt, ok := n.lookup(name)
 	if !ok {
@@ -426,18 +615,23 @@ func (n *Notifiers) Test(ctx context.Context, name string) error {
 	return nil
 }
 
-// Status returns every notifier's state, by name.
+// Status returns every notifier's state, in order.
 func (n *Notifiers) Status() []Status {
 	if n == nil {
 		return nil
 	}
 	list := n.running()
+	counts, err := n.store.OutboxCounts()
+	if err != nil {
+		n.log.Error("counting the outbox", "err", err)
+	}
 	out := make([]Status, 0, len(list))
 	for _, nt := range list {
 		nt.mu.Lock()
 		st := nt.st
 		nt.mu.Unlock()
-		st.Queued = nt.q.len()
+		c := counts[nt.spec.Name]
+		st.Queued, st.Undelivered, st.NextTryAt = c.Waiting, c.Failed, c.NextTryAt
 		out = append(out, st)
 	}
 	return out
@@ -467,9 +661,9 @@ func (n *Notifiers) Names() []string {
 	return out
 }
 
-// Close stops taking updates and lets the workers send what is queued until
-// ctx ends; then sends in flight are abandoned. What was not sent is lost
-// (it is not marked sent, but the next cycle does not report it again).
+// Close stops the senders: each finishes the try in flight until ctx ends,
+// then it is abandoned. What was not sent stays in the outbox, for the
+// next start.
 func (n *Notifiers) Close(ctx context.Context) {
 	if n == nil {
 		return
@@ -477,9 +671,7 @@ func (n *Notifiers) Close(ctx context.Context) {
 	n.closeOnce.Do(func() {
 		n.mu.Lock()
 		n.closed = true
-		for _, nt := range n.list {
-			nt.q.close()
-		}
+		close(n.stopping)
 		n.mu.Unlock()
 	})
 	done := make(chan struct{})
@@ -494,80 +686,4 @@ func (n *Notifiers) Close(ctx context.Context) {
 		<-done
 	}
 	n.cancel()
-}
-
-// queue is a bounded FIFO that drops its oldest job when full.
-type queue struct {
-	max    int
-	mu     sync.Mutex
-	items  []job
-	closed bool
-	wake   chan struct{}
-}
-
-func newQueue(max int) *queue { return &queue{max: max, wake: make(chan struct{}, 1)} }
-
-// push adds j; when the queue is full the oldest job is dropped and
-// returned. ok is false once the queue is closed.
-func (q *queue) push(j job) (dropped job, didDrop, ok bool) {
-	q.mu.Lock()
-	if q.closed {
-		q.mu.Unlock()
-		return job{}, false, false
-	}
-	if len(q.items) >= q.max {
-		dropped, didDrop = q.items[0], true
-		q.items = q.items[1:]
-	}
-	q.items = append(q.items, j)
-	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-	return dropped, didDrop, true
-}
-
-// pop waits for a job; ok is false when the queue is closed and empty, or
-// ctx ended.
-func (q *queue) pop(ctx context.Context) (job, bool) {
-	for {
-		if ctx.Err() != nil {
-			return job{}, false
-		}
-		q.mu.Lock()
-		if len(q.items) > 0 {
-			j := q.items[0]
-			q.items[0] = job{}
-			q.items = q.items[1:]
-			q.mu.Unlock()
-			return j, true
-		}
-		closed := q.closed
-		q.mu.Unlock()
-		if closed {
-			return job{}, false
-		}
-		select {
-		case <-q.wake:
-		case <-ctx.Done():
-			return job{}, false
-		}
-	}
-}
-
-func (q *queue) close() {
-	q.mu.Lock()
-	q.closed = true
-	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (q *queue) len() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.items)
 }

@@ -125,7 +125,9 @@ func update(ref, kind, from, to string) store.HistoryEntry {
 	}
 }
 
-// hook is what `tagwatch serve` sets as Daemon.OnCycle for notifiers.
+// hook hands a cycle's updates to the notifiers the way a cycle that
+// recorded them without an outbox would (the daemon routes them in the
+// transaction instead: TestRouteInTheHistoryTransaction).
 func hook(n *notify.Notifiers) func(watcher.CycleReport) {
 	return func(rep watcher.CycleReport) { n.Notify(rep.Updates) }
 }
@@ -333,9 +335,10 @@ func TestDedupeAcrossRestart(t *testing.T) {
 	}
 }
 
-// TestFailuresRetryInTheBackground: a receiver answering 500 gets every
-// try, the cycle does not wait for them, and the failure is counted with
-// its error, never with the url's secrets.
+// TestFailuresRetryInTheBackground: a receiver answering 500 gets a try
+// after each backoff wait until the retry window has passed, the cycle
+// does not wait for them, and the message is then given up (kept in the
+// outbox, failed) with its error, never with the url's secrets.
 func TestFailuresRetryInTheBackground(t *testing.T) {
 	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, _ int) {
 		http.Error(w, "boom", http.StatusInternalServerError)
@@ -343,41 +346,56 @@ func TestFailuresRetryInTheBackground(t *testing.T) {
 	logs := &logBuffer{}
 	secrets := []string{"pw-secret-456", "tok-secret-123", "Zq8hT2vX9kLmN4pR7sW1yB3c"}
 	u := strings.Replace(rc.URL, "http://", "http://me:pw-secret-456@", 1) + "/hooks/Zq8hT2vX9kLmN4pR7sW1yB3c?token=tok-secret-123"
-	n := start(t, openStore(t, ""), map[string]map[string]string{"hook": {"url": u, "type": "webhook"}}, fast(logs))
+	o := fast(logs)
+	o.RetryFor = 300 * time.Millisecond // waits 10, 20, then 30 ms (a tenth of it) each
+	st := openStore(t, "")
+	n := start(t, st, map[string]map[string]string{"hook": {"url": u, "type": "webhook"}}, o)
 
 	begin := time.Now()
 	hook(n)(watcher.CycleReport{Updates: []store.HistoryEntry{update("docker.io/library/nginx:1.25.3", "minor", "1.25.3", "1.26.0")}})
-	if took := time.Since(begin); took > 100*time.Millisecond {
+	if took := time.Since(begin); took > 2*time.Second {
 		t.Errorf("OnCycle took %v", took)
 	}
-	rc.wait(t, 4)
-	st := waitStatus(t, n, func(s notify.Status) bool { return s.Failed == 1 })
+	status := waitStatus(t, n, func(s notify.Status) bool { return s.Failed == 1 })
+	tookTries := time.Since(begin)
+	time.Sleep(100 * time.Millisecond) // no try after giving up
+	tries := rc.count()
 	// The reason names the status; what the receiver wrote ("boom") goes
-	// to the debug log only.
-	if st.Retries != 3 || st.Sent != 0 || !strings.Contains(st.LastError, "failed with a server error (500 Internal Server Error) for notifier hook") ||
-		strings.Contains(st.LastError, "boom") || !strings.Contains(logs.String(), `said="answered 500 Internal Server Error: boom"`) {
-		t.Errorf("status %+v", st)
+	// to the debug log only, never to the status or the outbox.
+	const reason = "failed with a server error (500 Internal Server Error) for notifier hook"
+	if tries < 4 || status.Retries != int64(tries-1) || status.Sent != 0 || status.Queued != 0 || status.Undelivered != 1 ||
+		!strings.Contains(status.LastError, reason) || strings.Contains(status.LastError, "boom") ||
+		!strings.Contains(logs.String(), `said="answered 500 Internal Server Error: boom"`) {
+		t.Errorf("%d tries; status %+v", tries, status)
+	}
+	if tookTries < o.RetryFor {
+		t.Errorf("given up after %v, before the retry window of %v", tookTries, o.RetryFor)
+	}
+	msgs, err := st.Outbox("hook")
+	if err != nil || len(msgs) != 1 || msgs[0].State != store.OutboxFailed || msgs[0].Tries != tries ||
+		!strings.Contains(msgs[0].LastError, reason) || strings.Contains(msgs[0].LastError, "boom") {
+		t.Errorf("outbox %+v, %v", msgs, err)
 	}
 	if h := rc.all()[0]; h.Header.Get("Authorization") == "" || h.Query != "token=tok-secret-123" {
 		t.Errorf("basic auth %q, query %q", h.Header.Get("Authorization"), h.Query)
 	}
-	time.Sleep(100 * time.Millisecond)
-	if got := rc.count(); got != 4 {
-		t.Errorf("receiver got %d tries, want 4 (1 + 3 retries)", got)
-	}
 	for _, s := range secrets {
-		if strings.Contains(st.LastError, s) || strings.Contains(st.URL, s) || strings.Contains(logs.String(), s) {
-			t.Errorf("secret %q shown:\nstatus %+v\nlogs:\n%s", s, st, logs.String())
+		if strings.Contains(status.LastError, s) || strings.Contains(status.URL, s) || strings.Contains(logs.String(), s) ||
+			strings.Contains(fmt.Sprint(msgs), s) {
+			t.Errorf("secret %q shown:\nstatus %+v\nlogs:\n%s", s, status, logs.String())
 		}
 	}
-	if !strings.Contains(logs.String(), "notification failed") || !strings.Contains(st.URL, "127.0.0.1:") || !strings.HasSuffix(st.URL, "/***?token=***") {
-		t.Errorf("url %s; logs:\n%s", st.URL, logs.String())
+	if !strings.Contains(logs.String(), "notification failed") || !strings.Contains(status.URL, "127.0.0.1:") || !strings.HasSuffix(status.URL, "/***?token=***") {
+		t.Errorf("url %s; logs:\n%s", status.URL, logs.String())
 	}
+	t.Logf("%d tries in %v", tries, tookTries)
 }
 
 // TestHangingReceiver: a receiver that never answers does not delay the
-// cycle; each try times out and is retried, the failure is counted, a full
-// queue drops its oldest message, and Close does not hang either.
+// cycle; each try times out and is retried. The messages behind the one
+// being tried wait: the receiver only ever sees the oldest. When the retry
+// window has passed, they are all given up together, and Close does not
+// hang either.
 func TestHangingReceiver(t *testing.T) {
 	release := make(chan struct{})
 	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, _ int) {
@@ -389,7 +407,7 @@ func TestHangingReceiver(t *testing.T) {
 	defer close(release)
 	o := fast(nil)
 	o.Timeout = 150 * time.Millisecond
-	o.QueueSize = 2
+	o.RetryFor = time.Second
 	n := start(t, openStore(t, ""), map[string]map[string]string{"hook": {"url": rc.URL, "type": "webhook"}}, o)
 
 	var ups []store.HistoryEntry
@@ -398,15 +416,18 @@ func TestHangingReceiver(t *testing.T) {
 	}
 	begin := time.Now()
 	hook(n)(watcher.CycleReport{Updates: ups})
-	if took := time.Since(begin); took > 100*time.Millisecond {
+	if took := time.Since(begin); took > 2*time.Second {
 		t.Errorf("OnCycle took %v while the receiver hangs", took)
 	}
-	st := waitStatus(t, n, func(s notify.Status) bool { return s.Failed >= 1 })
-	if st.Dropped < 3 || st.Retries < 3 || !strings.Contains(st.LastError, "Timed out after") {
+	waitStatus(t, n, func(s notify.Status) bool { return s.Retries >= 2 && s.Queued == 6 })
+	st := waitStatus(t, n, func(s notify.Status) bool { return s.Failed == 6 })
+	if st.Queued != 0 || st.Undelivered != 6 || !strings.Contains(st.LastError, "Timed out after") {
 		t.Errorf("status %+v", st)
 	}
-	if rc.count() < 4 {
-		t.Errorf("receiver got %d tries, want at least 4", rc.count())
+	for _, h := range rc.all() {
+		if ref := decodeJSON(t, h.Body)["updates"].([]any)[0].(map[string]any)["reference"]; ref != ups[0].Reference {
+			t.Errorf("the receiver was sent %v while the oldest message was failing", ref)
+		}
 	}
 	begin = time.Now()
 	n.Close(ctxTimeout(t, 100*time.Millisecond))

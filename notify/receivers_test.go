@@ -35,8 +35,27 @@ type receiver struct {
 
 func newReceiver(t *testing.T, reply func(w http.ResponseWriter, r *http.Request, n int)) *receiver {
 	t.Helper()
+	return newReceiverAt(t, "127.0.0.1:0", reply)
+}
+
+// freeAddr is a loopback address nothing listens on (for now).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// newReceiverAt is newReceiver listening on addr: a receiver that comes
+// back where it was.
+func newReceiverAt(t *testing.T, addr string, reply func(w http.ResponseWriter, r *http.Request, n int)) *receiver {
+	t.Helper()
 	rc := &receiver{reply: reply, got: make(chan struct{}, 100)}
-	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	rc.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		rc.mu.Lock()
 		rc.hits = append(rc.hits, hit{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Clone(), body})
@@ -53,6 +72,13 @@ func newReceiver(t *testing.T, reply func(w http.ResponseWriter, r *http.Request
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"id":1}`)
 	}))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Listener.Close()
+	rc.Listener = ln
+	rc.Start()
 	t.Cleanup(rc.Close)
 	return rc
 }

@@ -29,6 +29,20 @@ var migrations = []func(tx *bolt.Tx, keys *keyring) error{
 	migrateV2,
 	migrateV3,
 	migrateV4,
+	migrateV5,
+}
+
+// bucketSince is the schema version that created a bucket.
+func bucketSince(name []byte) int {
+	switch string(name) {
+	case string(bucketNotifiers):
+		return 2
+	case string(bucketWatchers):
+		return 3
+	case string(bucketOutbox):
+		return 5
+	}
+	return 1
 }
 
 // migrateV1 creates the initial buckets.
@@ -209,6 +223,15 @@ func scrub(db *bolt.DB, path string, bo *bolt.Options) (*bolt.DB, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	return db, nil
+}
+
+// migrateV5 adds the notification outbox: messages recorded with the
+// updates they announce, kept until their notifier's service accepts them.
+func migrateV5(tx *bolt.Tx, _ *keyring) error {
+	if _, err := tx.CreateBucketIfNotExists(bucketOutbox); err != nil {
+		return fmt.Errorf("create bucket %s: %w", bucketOutbox, err)
+	}
+	return nil
 }
 
 // migrate brings the file at path to len(migrations). All missing steps and

@@ -32,7 +32,7 @@ func (s *Store) PutNotifier(n Notifier) error {
 	}
 	rec := notifierRecord{Name: n.Name, Settings: n.Settings, UpdatedAt: n.UpdatedAt,
 		Sealed: s.keys.sealAll(n.Secrets, func(key string) []byte { return notifierAD(n.Name, key) })}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		b, err := bucket(tx, bucketNotifiers)
 		if err != nil {
 			return err
@@ -42,14 +42,14 @@ func (s *Store) PutNotifier(n Notifier) error {
 	return s.wrap(err, "put notifier %s", n.Name)
 }
 
-// DeleteNotifier removes a notifier; existed reports whether it was stored.
-// Its sent marks stay: a notifier saved again under the name does not
-// announce the same updates twice.
+// DeleteNotifier removes a notifier and its outbox; existed reports whether
+// it was stored. Its sent marks stay: a notifier saved again under the name
+// does not announce the same updates twice.
 func (s *Store) DeleteNotifier(name string) (existed bool, err error) {
 	if name == "" {
 		return false, s.wrap(fmt.Errorf("empty notifier name"), "delete notifier")
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx *bolt.Tx) error {
 		b, err := bucket(tx, bucketNotifiers)
 		if err != nil {
 			return err
@@ -58,7 +58,9 @@ func (s *Store) DeleteNotifier(name string) (existed bool, err error) {
 		if err := b.Delete([]byte(name)); err != nil {
 			return fmt.Errorf("bucket %s: delete %q: %w", bucketNotifiers, name, err)
 		}
-		return nil
+		// Its messages would otherwise go out if a notifier of the same
+		// name came back, announcing what it was not set up for.
+		return deleteOutbox(tx, name)
 	})
 	if err != nil {
 		return false, s.wrap(err, "delete notifier %s", name)
@@ -72,7 +74,7 @@ func (s *Store) DeleteNotifier(name string) (existed bool, err error) {
 // answers the API must encode them as JSON, which drops Secrets.
 func (s *Store) Notifiers() ([]Notifier, error) {
 	out := []Notifier{}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		b, err := bucket(tx, bucketNotifiers)
 		if err != nil {
 			return err

@@ -34,7 +34,7 @@ func (s *Store) CheckSecrets() error {
 			}
 		}
 	}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		regs, err := bucket(tx, bucketRegistries)
 		if err != nil {
 			return err
@@ -178,7 +178,7 @@ func RotateKey(path string, next *Key, opts ...Option) (Rotation, error) {
 		undo()
 		return Rotation{}, err
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx *bolt.Tx) error {
 		n, err := reseal(tx, bucketRegistries, func(k, v []byte) ([]byte, int, error) {
 			var rec registryRecord
 			if err := decode(v, &rec, bucketRegistries, k); err != nil {
@@ -237,8 +237,14 @@ func RotateKey(path string, next *Key, opts ...Option) (Rotation, error) {
 		rot.KeyFile = KeyFile(path)
 	}
 	bo := &bolt.Options{Timeout: o.lockTimeout}
-	db, err := scrub(s.db, path, bo)
+	var db *bolt.DB
+	err = guard(path, func() error {
+		var err error
+		db, err = scrub(s.db, path, bo)
+		return err
+	})
 	if err != nil {
+		s.db.Close() // scrub closed it, unless a damaged page stopped it
 		return rot, fmt.Errorf("rotate key: the secrets are encrypted with the new key, but %w; the next start of tagwatch tries again", err)
 	}
 	if err := db.Close(); err != nil {

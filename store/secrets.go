@@ -30,9 +30,10 @@ const (
 // store copied without its key, or opened with another one.
 var ErrOtherKey = errors.New("encrypted with another key")
 
-// ErrDamaged marks a secret whose key id is this store's but that does not
-// open: changed on disk, or moved from another record.
-var ErrDamaged = errors.New("damaged, or moved from another record")
+// ErrSecretDamaged marks a secret whose key id is this store's but that
+// does not open: changed on disk, or moved from another record. (ErrDamaged
+// is the file's pages, errors.go.)
+var ErrSecretDamaged = errors.New("damaged, or moved from another record")
 
 // sealer is one key, ready to seal and open.
 type sealer struct {
@@ -104,7 +105,7 @@ func (r *keyring) sealValue(ad []byte, plain string) string {
 // keyError is a secret that does not open, with the id of its key.
 type keyError struct {
 	keyID string
-	err   error // ErrOtherKey or ErrDamaged
+	err   error // ErrOtherKey or ErrSecretDamaged
 }
 
 func (e *keyError) Error() string {
@@ -119,7 +120,7 @@ func (e *keyError) Unwrap() error { return e.err }
 func (r *keyring) openValue(ad []byte, sealed string) (string, error) {
 	raw, err := base64.RawStdEncoding.DecodeString(sealed)
 	if err != nil || len(raw) < 1+keyIDSize || raw[0] != sealVersion {
-		return "", &keyError{err: ErrDamaged}
+		return "", &keyError{err: ErrSecretDamaged}
 	}
 	id := raw[1 : 1+keyIDSize]
 	for _, s := range r.open {
@@ -128,7 +129,7 @@ func (r *keyring) openValue(ad []byte, sealed string) (string, error) {
 		}
 		plain, err := s.aead.Open(nil, nil, raw[1+keyIDSize:], ad)
 		if err != nil {
-			return "", &keyError{keyID: hex.EncodeToString(id), err: ErrDamaged}
+			return "", &keyError{keyID: hex.EncodeToString(id), err: ErrSecretDamaged}
 		}
 		return string(plain), nil
 	}

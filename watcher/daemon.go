@@ -34,7 +34,8 @@ type Store interface {
 	Images() ([]store.Image, error)
 	PutImages([]store.Image) error
 	DeleteImages(keys []string) error
-	AppendHistory([]store.HistoryEntry) ([]store.HistoryEntry, error)
+	AppendHistory([]store.HistoryEntry, ...store.HistoryOption) ([]store.HistoryEntry, error)
+	PruneHistory(store.Retention, time.Time) (store.Pruned, error)
 	Watchers() ([]store.WatcherState, error)
 	PutWatchers([]store.WatcherState) error
 	DeleteWatchers(names []string) error
@@ -53,6 +54,12 @@ type Daemon struct {
 	Jitter time.Duration
 	// OnCycle, when set, receives each finished cycle's report (notifiers, metrics).
 	OnCycle func(CycleReport)
+	// Route, when set, makes the notifications of a cycle's new updates.
+	// They are written to the store's outbox in the transaction that
+	// records the updates, so a crash loses neither or both.
+	Route store.Router
+	// Retention bounds the history; it is applied after each cycle.
+	Retention store.Retention
 
 	trigger chan struct{}
 	once    sync.Once
@@ -332,11 +339,24 @@ func (d *Daemon) RunCycle(ctx context.Context, sources []Scheduled) CycleReport 
 		}
 	}
 	if len(history) > 0 {
-		h, err := d.Store.AppendHistory(history)
+		var opts []store.HistoryOption
+		if d.Route != nil {
+			opts = append(opts, store.WithOutbox(d.Route))
+		}
+		h, err := d.Store.AppendHistory(history, opts...)
 		if err != nil {
 			d.Log.Error("recording history", "err", err)
 		}
 		rep.Updates = h
+	}
+	if d.Retention.Enabled() {
+		p, err := d.Store.PruneHistory(d.Retention, time.Now().UTC())
+		if err != nil {
+			d.Log.Error("pruning history", "err", err)
+		} else if p.History > 0 {
+			d.Log.Info("history pruned", "entries", p.History, "sent_marks", p.Sent, "failed_messages", p.Outbox,
+				"keep", d.Retention.Keep, "maxage", d.Retention.MaxAge)
+		}
 	}
 	d.Log.Info("cycle done", "images", rep.Images, "errors", rep.Errors, "updates", len(rep.Updates),
 		"duration", time.Since(rep.StartedAt).Round(time.Millisecond), "aborted", rep.Aborted)

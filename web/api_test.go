@@ -997,7 +997,8 @@ func TestOpenAPI(t *testing.T) {
 		"/registries/{kind}/{name}":       {"get", "put", "delete"},
 		"/registries/{kind}/{name}/reset": {"post"}, "/registries/{kind}/{name}/test": {"post"},
 		"/notifiers": {"get", "post"}, "/notifiers/{name}": {"get", "put", "delete"}, "/notifiers/{name}/test": {"post"},
-		"/openapi.json": {"get"},
+		"/notifiers/{name}/outbox": {"get"}, "/notifiers/{name}/outbox/retry": {"post"},
+		"/backup": {"get"}, "/openapi.json": {"get"},
 	}
 	for path, methods := range routes {
 		for _, m := range methods {

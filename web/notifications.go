@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -11,18 +12,24 @@ import (
 
 	"github.com/tagwatch/tagwatch/notify"
 	"github.com/tagwatch/tagwatch/registries"
+	"github.com/tagwatch/tagwatch/store"
 )
 
 // Notifiers is what the web needs of the running notifiers: their settings
-// (no secrets), their state, a test message on demand, and replacing the
-// set when a notifier is saved or deleted in the UI.
-// *notify.Notifiers implements it.
+// (no secrets), their state and outbox, a test message and a retry on
+// demand, and replacing the set when a notifier is saved or deleted in
+// the UI. *notify.Notifiers implements it.
 type Notifiers interface {
 	Specs() []*notify.Spec
 	Status() []notify.Status
 	Test(ctx context.Context, name string) error
 	Apply(specs []*notify.Spec) error
+	Outbox(name string) ([]store.OutboxMessage, error)
+	Retry(name string) (int, error)
 }
+
+// outboxOnTile is how many outbox messages a tile lists; the API lists all.
+const outboxOnTile = 5
 
 // notifierTestTimeout bounds a test message, whatever the receiver does.
 const notifierTestTimeout = 20 * time.Second
@@ -88,6 +95,31 @@ type notifierView struct {
 	// NeedsSecrets names saved secrets (the url) this daemon's key cannot
 	// decrypt: enter them again.
 	NeedsSecrets []string `json:"needsSecrets,omitempty"`
+	// Outbox are the tile's first waiting or failed messages.
+	Outbox     []outboxLine `json:"-"`
+	OutboxMore int          `json:"-"`
+}
+
+// outboxLine is one outbox message on a tile.
+type outboxLine struct {
+	store.OutboxMessage
+	Summary string
+}
+
+// summary says what a message announces, in a line.
+func summary(m store.OutboxMessage) string {
+	if len(m.Updates) == 0 {
+		return "(no update)"
+	}
+	e := m.Updates[0]
+	s := e.Reference + " → " + e.ToTag
+	if e.Update == "digest" {
+		s = e.Reference + ": new digest " + shortDigest(e.ToDigest)
+	}
+	if n := len(m.Updates); n > 1 {
+		s = fmt.Sprintf("%d updates: %s, …", n, s)
+	}
+	return s
 }
 
 // serviceOf names the service a notifier speaks to: its type for the
@@ -141,7 +173,7 @@ func (s *Server) listNotifiers() ([]notifierView, error) {
 		if sp.Source == notify.SourceUI {
 			src = "ui"
 		}
-		out = append(out, notifierView{
+		v := notifierView{
 			Status:    st,
 			Service:   serviceOf(sp.Type, st.URL),
 			Source:    src,
@@ -152,7 +184,21 @@ func (s *Server) listNotifiers() ([]notifierView, error) {
 			Digest:    sp.Digest,
 			Batch:     sp.Batch,
 			Test:      s.notifierTests.get(sp.Name),
-		})
+		}
+		if st.Queued+st.Undelivered > 0 {
+			msgs, err := s.Notifiers.Outbox(sp.Name)
+			if err != nil {
+				return nil, err
+			}
+			for i, m := range msgs {
+				if i == outboxOnTile {
+					v.OutboxMore = len(msgs) - i
+					break
+				}
+				v.Outbox = append(v.Outbox, outboxLine{OutboxMessage: m, Summary: summary(m)})
+			}
+		}
+		out = append(out, v)
 	}
 	for _, rec := range recs {
 		if running[rec.Name] {
@@ -238,6 +284,9 @@ func (s *Server) notificationsPage(w http.ResponseWriter, r *http.Request) {
 	if name := q.Get("deleted"); name != "" && checkName(name) == "" {
 		p.Flash = "Deleted " + name + "."
 	}
+	if name := q.Get("retried"); name != "" && checkName(name) == "" {
+		p.Flash = "Retrying the notifications of " + name + " now."
+	}
 	if name := q.Get("tested"); name != "" {
 		for _, t := range p.Tiles {
 			if t.Name != name || t.Test == nil {
@@ -290,4 +339,73 @@ func (s *Server) apiTestNotifier(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+}
+
+// ---- Outbox ----
+
+// knownNotifier answers an opError unless name is a running notifier, or
+// (when saved is true) one saved in the UI that is not running.
+func (s *Server) knownNotifier(name string, saved bool) error {
+	if s.Notifiers == nil {
+		return errNoNotifiers
+	}
+	for _, sp := range s.Notifiers.Specs() {
+		if sp.Name == name {
+			return nil
+		}
+	}
+	if recs, err := s.Store.Notifiers(); err == nil && findNotifier(recs, name) != nil {
+		if saved {
+			return nil
+		}
+		return &opError{Status: http.StatusConflict, Msg: "notifier " + name + " is not running: its saved settings no longer validate; edit it"}
+	}
+	return &opError{Status: http.StatusNotFound, Msg: "no notifier is named " + name}
+}
+
+// apiNotifierOutbox lists a notifier's waiting and failed messages.
+func (s *Server) apiNotifierOutbox(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if err := s.knownNotifier(name, true); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	msgs, err := s.Notifiers.Outbox(name)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string][]store.OutboxMessage{"messages": msgs})
+}
+
+// retryNotifier is Retry now: every message of the notifier's outbox is
+// tried at once, failed ones included.
+func (s *Server) retryNotifier(name string) (int, error) {
+	if err := s.knownNotifier(name, false); err != nil {
+		return 0, err
+	}
+	n, err := s.Notifiers.Retry(name)
+	if errors.Is(err, notify.ErrUnknown) {
+		return 0, &opError{Status: http.StatusNotFound, Msg: "no notifier is named " + name}
+	}
+	return n, err
+}
+
+func (s *Server) apiRetryNotifier(w http.ResponseWriter, r *http.Request) {
+	n, err := s.retryNotifier(r.PathValue("name"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"messages": n})
+}
+
+// retryNotifierForm is the tile's Retry now button, without JavaScript.
+func (s *Server) retryNotifierForm(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if _, err := s.retryNotifier(name); err != nil {
+		s.errorPage(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/settings/notifications?retried="+url.QueryEscape(name)+"#notifier-"+url.PathEscape(name), http.StatusSeeOther)
 }

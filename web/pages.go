@@ -32,12 +32,13 @@ var funcs = template.FuncMap{
 	"source":  sourceLabel,
 	"display": displayName,
 	"unix":    func(t time.Time) int64 { return t.Unix() },
+	"until":   until,
 	"service": serviceTitle,
 }
 
 func mustParsePages() *pages {
 	p := pages{}
-	for _, name := range []string{"dashboard", "history", "registries", "notifications", "notifier", "form", "error"} {
+	for _, name := range []string{"dashboard", "history", "registries", "notifications", "notifier", "form", "error", "backup"} {
 		t := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
 		p[name] = t
 	}
@@ -526,6 +527,18 @@ func ago(t time.Time) string {
 		return fmt.Sprintf("%d days ago", int(d.Round(24*time.Hour)/(24*time.Hour)))
 	}
 	return t.Format("2 Jan 2006")
+}
+
+// until says how long until t, roughly: a notification's next try.
+func until(t time.Time) string {
+	d := time.Until(t)
+	switch {
+	case d < 45*time.Second:
+		return "now"
+	case d < 90*time.Minute:
+		return fmt.Sprintf("in %d min", max(1, int(d.Round(time.Minute)/time.Minute)))
+	}
+	return fmt.Sprintf("in %d h", int(d.Round(time.Hour)/time.Hour))
 }
 
 // stamp is the exact time, for tooltips and datetime attributes.

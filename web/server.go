@@ -116,6 +116,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /settings/notifications/{name}/edit", s.editNotifierForm)
 	mux.HandleFunc("POST /settings/notifications/{name}/delete", s.deleteNotifierForm)
 	mux.HandleFunc("POST /settings/notifications/{name}/test", s.testNotifierForm)
+	mux.HandleFunc("POST /settings/notifications/{name}/retry", s.retryNotifierForm)
+	mux.HandleFunc("GET /settings/backup", s.backupPage)
 
 	// API.
 	mux.HandleFunc("GET /api/v1/openapi.json", serveOpenAPI)
@@ -142,6 +144,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("PUT /api/v1/notifiers/{name}", s.apiPutNotifier)
 	mux.HandleFunc("DELETE /api/v1/notifiers/{name}", s.apiDeleteNotifier)
 	mux.HandleFunc("POST /api/v1/notifiers/{name}/test", s.apiTestNotifier)
+	mux.HandleFunc("GET /api/v1/notifiers/{name}/outbox", s.apiNotifierOutbox)
+	mux.HandleFunc("POST /api/v1/notifiers/{name}/outbox/retry", s.apiRetryNotifier)
+	mux.HandleFunc("GET /api/v1/backup", s.apiBackup)
 
 	var h http.Handler = s.fallback(mux)
 	h = s.requireAuth(h)

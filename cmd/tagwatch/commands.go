@@ -315,9 +315,18 @@ Flags:
 	return exitOK
 }
 
-// healthURL is the health endpoint of a server listening on listen; an
-// unspecified address (all interfaces) is probed on loopback.
+// healthURL is the health endpoint of a server listening on listen.
 func healthURL(listen string) (string, error) {
+	base, err := serverURL(listen)
+	if err != nil {
+		return "", err
+	}
+	return base + "/api/v1/healthz", nil
+}
+
+// serverURL is the base URL of a server on this machine listening on
+// listen; an unspecified address (all interfaces) is reached on loopback.
+func serverURL(listen string) (string, error) {
 	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
 		return "", err
@@ -328,5 +337,5 @@ func healthURL(listen string) (string, error) {
 	case "::":
 		host = "::1"
 	}
-	return "http://" + net.JoinHostPort(host, port) + "/api/v1/healthz", nil
+	return "http://" + net.JoinHostPort(host, port), nil
 }

@@ -68,6 +68,7 @@ func TestUsageErrors(t *testing.T) {
 	for _, args := range [][]string{
 		nil, {"nope"}, {"config"}, {"config", "nope"}, {"config", "validate", "--nope"},
 		{"config", "example", "extra"}, {"version", "--short"}, {"healthcheck", "--url"}, {"serve", "--nope"},
+		{"store"}, {"store", "nope"}, {"store", "backup"}, {"store", "backup", "a", "b"}, {"store", "check", "extra"},
 	} {
 		out, errOut, code := tagwatch(t, nil, args...)
 		if code != exitUsage || out != "" || !strings.Contains(errOut, "Usage") {

@@ -30,6 +30,8 @@ Usage:
   tagwatch config example
   tagwatch config hash-password [--cost N]
   tagwatch config token
+  tagwatch store backup [--data FILE] FILE
+  tagwatch store check [--data FILE]
   tagwatch store rotate-key [--data FILE] [--new-key-file FILE]
   tagwatch version
   tagwatch healthcheck [--url URL]
@@ -75,7 +77,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	case "config":
 		return runConfig(args[1:], environ, os.Stdin, stdout, stderr)
 	case "store":
-		return runStore(args[1:], environ, stdout, stderr)
+		return runStore(ctx, args[1:], environ, stdout, stderr)
 	case "version":
 		return runVersion(args[1:], stdout, stderr)
 	case "--version":

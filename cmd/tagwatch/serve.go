@@ -120,10 +120,24 @@ Flags:
 	specs := append(slices.Clone(cfg.Notifiers), web.UINotifiers(saved, cfg.Notifiers, func(name string, err error) {
 		log.Error("a notifier saved in the UI is invalid; left out", "notifier", name, "err", err)
 	})...)
-	notifiers, err := notify.New(specs, st, notify.Options{Log: log, AllowLinkLocalTests: cfg.Web.AllowLinkLocal})
+	notifiers, err := notify.New(specs, st, notify.Options{Log: log, RetryFor: cfg.Notify.RetryFor, AllowLinkLocalTests: cfg.Web.AllowLinkLocal})
 	if err != nil {
 		fmt.Fprintf(stderr, "tagwatch: %v\n", err)
 		return exitUsage
+	}
+	// Messages left by a notifier that is gone from the config would wait
+	// for ever: give them up, for the history retention to prune.
+	configured := make([]string, 0, len(specs)+len(saved))
+	for _, n := range cfg.Notifiers {
+		configured = append(configured, n.Name)
+	}
+	for _, n := range saved {
+		configured = append(configured, n.Name)
+	}
+	if k, err := notify.ExpireOrphans(st, configured, time.Now().UTC()); err != nil {
+		log.Error("giving up the notifications of removed notifiers", "err", err)
+	} else if k > 0 {
+		log.Warn("notifications of notifiers no longer configured were given up", "messages", k)
 	}
 	for _, n := range specs {
 		source := "config"
@@ -132,8 +146,9 @@ Flags:
 		}
 		log.Info("notifier", "name", n.Name, "source", source, "type", n.Type, "url", n.Redacted(), "threshold", n.Threshold, "batch", n.Batch)
 	}
-	// Sends still queued at shutdown get a few seconds (after the web server
-	// and the running cycle have stopped).
+	// A send in flight at shutdown gets a few seconds (after the web server
+	// and the running cycle have stopped); what is not sent stays in the
+	// outbox for the next start.
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -150,10 +165,14 @@ Flags:
 		Log:      log,
 		Platform: *plat,
 		Jitter:   5 * time.Minute,
-		// Both only note or enqueue: a cycle never waits for a receiver.
+		// A cycle's notifications go to the outbox in the transaction that
+		// records its updates; OnCycle only wakes the senders, so a cycle
+		// never waits for a receiver.
+		Route:     notifiers.Route,
+		Retention: store.Retention{Keep: cfg.History.Keep, MaxAge: cfg.History.MaxAge},
 		OnCycle: func(rep watcher.CycleReport) {
 			met.ObserveCycle(rep)
-			notifiers.Notify(rep.Updates)
+			notifiers.Wake()
 		},
 	}
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,17 +16,26 @@ import (
 const storeUsage = `Usage: tagwatch store COMMAND [flags]
 
 Commands:
+  backup FILE  write a consistent copy of the data file to FILE (- for standard
+               output), also while tagwatch serve runs on it
+  check        verify every page and record of the data file (exit 0 when it
+               is sound, 1 when it is damaged)
   rotate-key   encrypt every saved secret with a new key (tagwatch stopped)
 
 Run 'tagwatch store COMMAND --help' for a command's flags.
 `
 
-func runStore(args, environ []string, stdout, stderr io.Writer) int {
+// runStore dispatches the commands on the data file.
+func runStore(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, storeUsage)
 		return exitUsage
 	}
 	switch args[0] {
+	case "backup":
+		return runStoreBackup(ctx, args[1:], environ, stdout, stderr)
+	case "check":
+		return runStoreCheck(ctx, args[1:], environ, stdout, stderr)
 	case "rotate-key":
 		return runStoreRotateKey(args[1:], environ, stdout, stderr)
 	case "help", "-h", "-help", "--help":
