@@ -153,6 +153,12 @@ func valueFor(t *testing.T, name string) (value string, companions []string) {
 		return "*/5 * * * *", nil
 	case name == "TAGWATCH_PLATFORM":
 		return "linux/arm64", nil
+	case name == "TAGWATCH_HISTORY_KEEP":
+		return "200", nil
+	case name == "TAGWATCH_HISTORY_MAXAGE":
+		return "30d", nil
+	case name == "TAGWATCH_NOTIFY_RETRYFOR":
+		return "1d12h", nil
 	case name == "TAGWATCH_WEB_ALLOWREMOTE", strings.HasSuffix(name, "_WATCHSTOPPED"), strings.HasSuffix(name, "_WATCHBYDEFAULT"),
 		strings.HasSuffix(name, "_INSECURE"), name == "TAGWATCH_NOTIFIER_MAIN_BATCH", name == "TAGWATCH_NOTIFIER_MAIN_DIGEST":
 		if strings.HasPrefix(name, "TAGWATCH_NOTIFIER_") {
@@ -205,6 +211,7 @@ func describe(c *config.Config, err error) string {
 		fmt.Fprintf(&b, "image %s\n", img.Image)
 	}
 	fmt.Fprintf(&b, "cron %q platform %q web %+v\n", c.ImagesCron, c.Platform, c.Web)
+	fmt.Fprintf(&b, "history %+v notify %+v\n", c.History, c.Notify)
 	for _, n := range c.Notifiers {
 		fmt.Fprintf(&b, "notifier %s type=%s threshold=%s digest=%v batch=%v url=%s images=%q\n",
 			n.Name, n.Type, n.Threshold, deref(n.Digest), n.Batch, n.Redacted(), n.Images())
