@@ -63,11 +63,12 @@ type backupPage struct {
 	base
 	DataFile string
 	Size     string
+	KeyFrom  string // where the secrets' key is: a file or the environment, never the key
 }
 
 // backupPage is Settings → Backup: the download link and how to restore.
 func (s *Server) backupPage(w http.ResponseWriter, r *http.Request) {
-	p := backupPage{base: base{Title: "Backup", Page: "settings"}, DataFile: s.Store.Path()}
+	p := backupPage{base: base{Title: "Backup", Page: "settings"}, DataFile: s.Store.Path(), KeyFrom: s.Store.KeyFrom()}
 	if abs, err := filepath.Abs(p.DataFile); err == nil {
 		p.DataFile = abs
 	}

@@ -105,7 +105,8 @@ func TestBackupAPI(t *testing.T) {
 	}
 	res, body = f.do("GET", "/settings/backup", nil)
 	want(t, res, body, http.StatusOK)
-	for _, s := range []string{`href="/api/v1/backup"`, "tagwatch store backup FILE", "To restore", `aria-current="page">Backup`} {
+	for _, s := range []string{`href="/api/v1/backup"`, "tagwatch store backup FILE", "To restore", `aria-current="page">Backup`,
+		"<dt>Secret key</dt><dd>" + store.KeyFile(f.st.Path()) + ": not in the backup"} {
 		if !strings.Contains(body, s) {
 			t.Errorf("the Backup page lacks %q", s)
 		}
