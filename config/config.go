@@ -41,8 +41,11 @@ type Config struct {
 	where map[string]Origin
 }
 
-// Watcher is one Docker engine to watch.
+// Watcher is one place containers run: a Docker engine (the default
+// kind), a Kubernetes cluster or a containerd. Each kind takes some of the
+// settings (watcherKinds); another kind's setting is an error.
 type Watcher struct {
+	Kind           string `yaml:"kind"` // docker (default), kubernetes, containerd
 	Host           string `yaml:"host"` // unix:///var/run/docker.sock, tcp://nas.lan:2376; empty: DOCKER_HOST or the local socket
 	CAFile         string `yaml:"cafile"`
 	CertFile       string `yaml:"certfile"`
@@ -50,6 +53,18 @@ type Watcher struct {
 	Cron           string `yaml:"cron"`
 	WatchByDefault *bool  `yaml:"watchbydefault"` // watch containers without a tagwatch.enable label (default true)
 	WatchStopped   bool   `yaml:"watchstopped"`
+
+	// Kubeconfig is a kubernetes watcher's kubeconfig file; empty: the
+	// in-cluster config (the pod's ServiceAccount).
+	Kubeconfig string `yaml:"kubeconfig"`
+	// Context is the kubeconfig's context to use; empty: its current-context.
+	Context string `yaml:"context"`
+	// Namespaces limits a kubernetes or containerd watcher to these
+	// namespaces; empty: all of them.
+	Namespaces []string `yaml:"namespaces"`
+	// Address is a containerd watcher's socket: unix:///run/containerd/containerd.sock
+	// (the default), or a path.
+	Address string `yaml:"address"`
 }
 
 // Image is one entry of the static `images:` list.

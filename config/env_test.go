@@ -26,6 +26,7 @@ func secretFile(t *testing.T, body string) string {
 // TAGWATCH_WATCHER_<NAME>_<KEY>: a new field without an environment
 // variable fails here.
 func TestEnvCoversEveryWatcherSetting(t *testing.T) {
+	kindOf := map[string]string{"kubeconfig": "kubernetes", "context": "kubernetes", "namespaces": "kubernetes", "address": "containerd"}
 	typ := reflect.TypeFor[config.Watcher]()
 	var tags []string
 	for f := range typ.Fields() {
@@ -41,9 +42,19 @@ func TestEnvCoversEveryWatcherSetting(t *testing.T) {
 		case f.Type.Kind() == reflect.Bool || f.Type.Kind() == reflect.Pointer:
 			value = "true"
 		}
+		switch tag {
+		case "kind":
+			value = "kubernetes"
+		case "namespaces":
+			value = "media, home"
+		}
 		env := []string{"TAGWATCH_WATCHER_NAS_" + strings.ToUpper(tag) + "=" + value}
 		if tag == "certfile" || tag == "keyfile" { // they go in pairs
 			env = []string{"TAGWATCH_WATCHER_NAS_CERTFILE=/some/certfile", "TAGWATCH_WATCHER_NAS_KEYFILE=/some/keyfile"}
+		}
+		// A setting of another kind than docker comes with its kind.
+		if kind := kindOf[tag]; kind != "" {
+			env = append(env, "TAGWATCH_WATCHER_NAS_KIND="+kind)
 		}
 		c, err := config.Load("", env, registries.DefaultCatalog())
 		if err != nil {
@@ -87,7 +98,7 @@ func TestEnvOverFileWatchers(t *testing.T) {
 	if pi.Host != "tcp://pi.lan:2375" || pi.WatchByDefault == nil || !*pi.WatchByDefault {
 		t.Errorf("my_pi = %+v", pi)
 	}
-	if local, ok := c.Watchers["local"]; !ok || local != (config.Watcher{}) {
+	if local, ok := c.Watchers["local"]; !ok || !reflect.DeepEqual(local, config.Watcher{}) {
 		t.Errorf("local = %+v, %v", local, ok)
 	}
 	if len(c.Watchers) != 3 {
@@ -149,7 +160,7 @@ func TestEnvAndWatcherErrors(t *testing.T) {
 		{"bad bool", "", []string{"TAGWATCH_WATCHER_NAS_WATCHSTOPPED=yes"},
 			"environment TAGWATCH_WATCHER_NAS_WATCHSTOPPED: watchers.nas.watchstopped: must be true or false"},
 		{"unknown watcher setting", "", []string{"TAGWATCH_WATCHER_NAS_HOSTNAME=x"},
-			"environment TAGWATCH_WATCHER_NAS_HOSTNAME: watchers.nas.hostname: is not a watcher setting (cafile, certfile, cron, host, keyfile, watchbydefault, watchstopped)"},
+			"environment TAGWATCH_WATCHER_NAS_HOSTNAME: watchers.nas.hostname: is not a watcher setting (address, cafile, certfile, context, cron, host, keyfile, kind, kubeconfig, namespaces, watchbydefault, watchstopped)"},
 		{"no watcher name", "", []string{"TAGWATCH_WATCHER_HOST=x"},
 			"environment TAGWATCH_WATCHER_HOST: watchers: want TAGWATCH_WATCHER_<NAME>_<SETTING>"},
 		{"watcher secret file missing", "", []string{"TAGWATCH_WATCHER_NAS_KEYFILE_FILE=/nonexistent/x"},
@@ -168,6 +179,65 @@ func TestEnvAndWatcherErrors(t *testing.T) {
 			`:3: cron: "@every" is not a 5-field cron schedule`},
 		{"certfile without keyfile", "watchers:\n  nas:\n    host: tcp://nas:2376\n    certfile: cert.pem\n", nil,
 			":2: watchers.nas.keyfile: must be defined with certfile"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := loadError(t, tt.body, tt.env)
+			mentions(t, err, p, tt.want)
+		})
+	}
+}
+
+// TestWatcherKinds: each kind takes its own settings, from the file and the
+// environment; a setting of another kind, or an unknown kind, is an error
+// naming the line and the field.
+func TestWatcherKinds(t *testing.T) {
+	p := write(t, `watchers:
+  local: {}
+  k3s:
+    kind: kubernetes
+    kubeconfig: /etc/tagwatch/kubeconfig
+    context: home
+    namespaces: [media, home]
+  node: {kind: containerd, address: unix:///run/k3s/containerd/containerd.sock, namespaces: [k8s.io, default], watchstopped: true}
+`)
+	c, err := config.Load(p, []string{"TAGWATCH_WATCHER_K3S_NAMESPACES=media,tools", "TAGWATCH_WATCHER_CLUSTER_KIND=kubernetes"}, registries.DefaultCatalog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	k3s := c.Watchers["k3s"]
+	if k3s.KindOf() != "kubernetes" || k3s.Kubeconfig != "/etc/tagwatch/kubeconfig" || k3s.Context != "home" ||
+		!slices.Equal(k3s.Namespaces, []string{"media", "tools"}) {
+		t.Errorf("k3s = %+v", k3s)
+	}
+	node := c.Watchers["node"]
+	if node.KindOf() != "containerd" || node.Address != "unix:///run/k3s/containerd/containerd.sock" ||
+		!slices.Equal(node.Namespaces, []string{"k8s.io", "default"}) || !node.WatchStopped {
+		t.Errorf("node = %+v", node)
+	}
+	if c.Watchers["local"].KindOf() != "docker" || c.Watchers["cluster"].KindOf() != "kubernetes" {
+		t.Errorf("watchers = %+v", c.Watchers)
+	}
+
+	tests := []struct {
+		name, body string
+		env        []string
+		want       string
+	}{
+		{"unknown kind", "watchers:\n  x:\n    kind: nomad\n", nil,
+			`:3: watchers.x.kind: "nomad" is not a kind of watcher (containerd, docker, kubernetes)`},
+		{"docker setting on kubernetes", "watchers:\n  x:\n    kind: kubernetes\n    host: tcp://nas:2376\n", nil,
+			":4: watchers.x.host: host is a setting of docker watchers, and this one is of kind kubernetes"},
+		{"kubernetes setting on docker", "watchers:\n  x:\n    kubeconfig: /k\n", nil,
+			":3: watchers.x.kubeconfig: kubeconfig is a setting of kubernetes watchers, and this one is of kind docker"},
+		{"namespaces on docker", "watchers:\n  x: {namespaces: [a]}\n", nil,
+			":2: watchers.x.namespaces: namespaces is a setting of containerd and kubernetes watchers"},
+		{"bad namespace", "watchers:\n  x:\n    kind: kubernetes\n    namespaces: [media, Home]\n", nil,
+			`:4: watchers.x.namespaces[1]: namespace "Home" may hold only a-z, 0-9, - and .`},
+		{"namespaces not a list", "watchers:\n  x:\n    kind: kubernetes\n    namespaces: media\n", nil,
+			"line 4: cannot unmarshal !!str `media` into []string"},
+		{"from the environment", "", []string{"TAGWATCH_WATCHER_X_KIND=containerd", "TAGWATCH_WATCHER_X_CONTEXT=home"},
+			"environment TAGWATCH_WATCHER_X_CONTEXT: watchers.x.context: context is a setting of kubernetes watchers, and this one is of kind containerd"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,6 +3,8 @@ package config
 import (
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,6 +18,20 @@ import (
 // the <SETTING> of TAGWATCH_WATCHER_<NAME>_<SETTING>. A test keeps it in
 // step with Watcher's fields.
 var watcherKeys = map[string]func(w *Watcher, v string) error{
+	"kind":       func(w *Watcher, v string) error { w.Kind = v; return nil },
+	"kubeconfig": func(w *Watcher, v string) error { w.Kubeconfig = v; return nil },
+	"context":    func(w *Watcher, v string) error { w.Context = v; return nil },
+	"address":    func(w *Watcher, v string) error { w.Address = v; return nil },
+	// In the environment a list is comma-separated: media,home.
+	"namespaces": func(w *Watcher, v string) error {
+		w.Namespaces = nil
+		for _, ns := range strings.Split(v, ",") {
+			if ns = strings.TrimSpace(ns); ns != "" {
+				w.Namespaces = append(w.Namespaces, ns)
+			}
+		}
+		return nil
+	},
 	"host":     func(w *Watcher, v string) error { w.Host = v; return nil },
 	"cafile":   func(w *Watcher, v string) error { w.CAFile = v; return nil },
 	"certfile": func(w *Watcher, v string) error { w.CertFile = v; return nil },
@@ -31,6 +47,57 @@ var watcherKeys = map[string]func(w *Watcher, v string) error{
 		w.WatchStopped = b
 		return err
 	},
+}
+
+// Watcher kinds. Docker is the default, so configurations written before
+// kinds existed keep working.
+const (
+	KindDocker     = "docker"
+	KindKubernetes = "kubernetes"
+	KindContainerd = "containerd"
+)
+
+// watcherKinds lists the settings each kind takes, besides kind and cron
+// (every kind's). One line per kind.
+var watcherKinds = map[string][]string{
+	KindDocker:     {"host", "cafile", "certfile", "keyfile", "watchbydefault", "watchstopped"},
+	KindKubernetes: {"kubeconfig", "context", "namespaces", "watchbydefault"},
+	KindContainerd: {"address", "namespaces", "watchbydefault", "watchstopped"},
+}
+
+// WatcherKinds lists the kinds of watcher, sorted.
+func WatcherKinds() []string {
+	kinds := make([]string, 0, len(watcherKinds))
+	for k := range watcherKinds {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	return kinds
+}
+
+// KindOf is the watcher's kind, with the default filled in.
+func (w Watcher) KindOf() string {
+	if w.Kind == "" {
+		return KindDocker
+	}
+	return w.Kind
+}
+
+// setKeys lists the settings w sets (by YAML name), sorted.
+func (w Watcher) setKeys() []string {
+	v := reflect.ValueOf(w)
+	var keys []string
+	for _, f := range reflect.VisibleFields(v.Type()) {
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "" || name == "-" || name == "kind" || name == "cron" {
+			continue
+		}
+		if !v.FieldByIndex(f.Index).IsZero() {
+			keys = append(keys, name)
+		}
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // WatcherKeys lists the settings of a watcher, sorted.
@@ -132,6 +199,30 @@ func (c *Config) validateWatchers() []error {
 	for _, n := range names {
 		w, field := c.Watchers[n], "watchers."+n
 		checkCron(field+".cron", w.Cron)
+		allowed, ok := watcherKinds[w.KindOf()]
+		if !ok {
+			errs = append(errs, &Error{c.whereOr(field+".kind", field), field + ".kind",
+				fmt.Sprintf("%q is not a kind of watcher (%s)", w.Kind, strings.Join(WatcherKinds(), ", "))})
+			continue
+		}
+		for _, k := range w.setKeys() {
+			if slices.Contains(allowed, k) {
+				continue
+			}
+			var owners []string
+			for _, kind := range WatcherKinds() {
+				if slices.Contains(watcherKinds[kind], k) {
+					owners = append(owners, kind)
+				}
+			}
+			errs = append(errs, &Error{c.whereOr(field+"."+k, field), field + "." + k,
+				fmt.Sprintf("%s is a setting of %s watchers, and this one is of kind %s", k, strings.Join(owners, " and "), w.KindOf())})
+		}
+		for i, ns := range w.Namespaces {
+			if err := checkNamespace(ns); err != nil {
+				errs = append(errs, &Error{c.whereOr(field+".namespaces", field), fmt.Sprintf("%s.namespaces[%d]", field, i), err.Error()})
+			}
+		}
 		if (w.CertFile == "") != (w.KeyFile == "") {
 			missing := "keyfile"
 			if w.CertFile == "" {
@@ -143,6 +234,25 @@ func (c *Config) validateWatchers() []error {
 	}
 	checkCron("cron", c.ImagesCron)
 	return errs
+}
+
+// checkNamespace holds a namespace to what Kubernetes and containerd
+// accept (a DNS label; containerd also takes dots), so a typo is caught at
+// load rather than showing as an empty listing.
+func checkNamespace(ns string) error {
+	if ns == "" {
+		return errors.New("an empty namespace")
+	}
+	if len(ns) > 63 {
+		return fmt.Errorf("namespace %q is longer than 63 characters", ns)
+	}
+	for i, r := range ns {
+		ok := r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || (r == '-' || r == '.') && i > 0 && i < len(ns)-1
+		if !ok {
+			return fmt.Errorf("namespace %q may hold only a-z, 0-9, - and . (not first or last)", ns)
+		}
+	}
+	return nil
 }
 
 // whereOr is the origin of field, else of parent.

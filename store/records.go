@@ -32,12 +32,21 @@ type RegistryTest struct {
 	Error    string    `json:"error"` // empty: the test passed
 }
 
-// Location is where an image runs: a container on a Docker engine, or the
-// config file's images: list (Watcher "config", no container).
+// Location is where an image runs: a container on a Docker engine, a
+// workload's container in Kubernetes, a containerd container, or the config
+// file's images: list (Watcher "config", no container).
 type Location struct {
 	Watcher     string `json:"watcher"`
 	Container   string `json:"container,omitempty"`
 	ContainerID string `json:"containerId,omitempty"`
+	// Kind is the kind of source that found it: docker, swarm, podman,
+	// kubernetes, containerd, config.
+	Kind string `json:"kind,omitempty"`
+	// Place is where it runs, readable and stable from one cycle to the
+	// next: a container's name; for Kubernetes
+	// namespace/OwnerKind/ownerName/container; for containerd
+	// namespace/container.
+	Place string `json:"place,omitempty"`
 }
 
 // Image is a watched image and the last result of its check. Key is the
