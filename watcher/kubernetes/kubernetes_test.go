@@ -71,7 +71,9 @@ func newFixture(t *testing.T) *fixture {
 func (f *fixture) ref(repoTag string) string { return f.reg.Host + "/" + repoTag }
 
 // repoDigest is an imageID as containerd reports it for a pulled image.
-func (f *fixture) repoDigest(repo, digest string) string { return f.reg.Host + "/" + repo + "@" + digest }
+func (f *fixture) repoDigest(repo, digest string) string {
+	return f.reg.Host + "/" + repo + "@" + digest
+}
 
 func owned(kind, name string, uid types.UID) []metav1.OwnerReference {
 	yes := true

@@ -94,7 +94,9 @@ func create(ctx context.Context, cs clientset.Interface, o runtime.Object) error
 
 type unexpected struct{ o runtime.Object }
 
-func (u *unexpected) Error() string { return "the test does not create a " + u.o.GetObjectKind().GroupVersionKind().Kind }
+func (u *unexpected) Error() string {
+	return "the test does not create a " + u.o.GetObjectKind().GroupVersionKind().Kind
+}
 
 // TestContribManifests creates contrib/kubernetes' objects in a real
 // apiserver (as `kubectl apply -k contrib/kubernetes` would), then acts as
