@@ -136,7 +136,7 @@ func start() (c *Cluster, skip string, err error) {
 	etcdPort, peerPort, apiPort := freePort(), freePort(), freePort()
 	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", etcdPort)
 	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peerPort)
-	etcdExited, err := supervise(dir, "etcd.log", etcd,
+	etcdExited, err := supervise(dir, "etcd.log", true, etcd,
 		"--name", "kubetest", "--data-dir", filepath.Join(dir, "etcd"),
 		"--listen-client-urls", etcdURL, "--advertise-client-urls", etcdURL,
 		"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
@@ -155,9 +155,12 @@ func start() (c *Cluster, skip string, err error) {
 	}
 
 	c.URL = fmt.Sprintf("https://127.0.0.1:%d", apiPort)
-	apiExited, err := supervise(dir, "apiserver.log", apiserver,
+	apiExited, err := supervise(dir, "apiserver.log", false, apiserver,
 		"--etcd-servers", etcdURL,
 		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
+		// The endpoint reconciler refuses a loopback address, and no pod
+		// here talks to the kubernetes Service anyway.
+		"--endpoint-reconciler-type", "none",
 		"--secure-port", fmt.Sprint(apiPort),
 		"--tls-cert-file", filepath.Join(dir, "serving.crt"), "--tls-private-key-file", filepath.Join(dir, "serving.key"),
 		"--token-auth-file", filepath.Join(dir, "tokens.csv"),
@@ -355,16 +358,24 @@ func (c *Cluster) Log() string {
 	return strings.Join(lines[max(0, len(lines)-30):], "\n")
 }
 
-// supervise starts bin under a shell that stops it and removes dir when this
-// process ends, however it ends: its stdin is the lifeline (as in
-// internal/dockertest). The channel closes if bin exits by itself.
-func supervise(dir, logName, bin string, args ...string) (<-chan struct{}, error) {
-	const supervisor = `"$@" >"$DIR/$LOG" 2>&1 &
+// supervise starts bin under a shell that stops it when this process ends,
+// however it ends: its stdin is the lifeline (as in internal/dockertest).
+// With clean, dir is removed once bin has stopped (etcd's supervisor: the
+// last to go). The channel closes when bin exits, by itself or not.
+func supervise(dir, logName string, clean bool, bin string, args ...string) (<-chan struct{}, error) {
+	// A background list reads /dev/null, not the shell's stdin: the
+	// watcher reads the lifeline through a copy of it, fd 3.
+	const supervisor = `exec 3<&0
+"$@" >"$DIR/$LOG" 2>&1 &
 pid=$!
-cat >/dev/null
-kill $pid 2>/dev/null; wait $pid; rm -rf "$DIR"`
+(cat <&3 >/dev/null; kill $pid 2>/dev/null) &
+wait $pid
+[ -z "$CLEAN" ] || rm -rf "$DIR"`
 	cmd := exec.Command("sh", append([]string{"-c", supervisor, "sh", bin}, args...)...)
 	cmd.Env = append(os.Environ(), "DIR="+dir, "LOG="+logName)
+	if clean {
+		cmd.Env = append(cmd.Env, "CLEAN=1")
+	}
 	if _, err := cmd.StdinPipe(); err != nil {
 		return nil, err
 	}

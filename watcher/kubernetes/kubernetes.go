@@ -19,9 +19,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	appsv1client "k8s.io/client-go/kubernetes/typed/apps/v1"
-	batchv1client "k8s.io/client-go/kubernetes/typed/batch/v1"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -81,11 +82,15 @@ var _ watcher.Source = (*Source)(nil)
 // Name is the watcher's name.
 func (s *Source) Name() string { return s.Watcher }
 
+// clients are the two the source needs, rather than client-go's clientset:
+// that one registers every API group's types and would add some 20 MB to
+// the binary for three reads. Pods are read whole (core/v1 only); owners
+// through the metadata client, which is all of them tagwatch uses.
 type clients struct {
-	host  string
-	core  corev1client.CoreV1Interface
-	apps  appsv1client.AppsV1Interface
-	batch batchv1client.BatchV1Interface
+	host   string
+	pods   rest.Interface
+	params runtime.ParameterCodec
+	meta   metadata.Interface
 }
 
 // errorf names the watcher and, once known, the apiserver.
@@ -144,14 +149,19 @@ func (s *Source) clients() (*clients, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &clients{host: cfg.Host}
-	if c.core, err = corev1client.NewForConfigAndClient(cfg, httpClient); err != nil {
+	scheme := runtime.NewScheme()
+	if err := corev1.AddToScheme(scheme); err != nil {
 		return nil, err
 	}
-	if c.apps, err = appsv1client.NewForConfigAndClient(cfg, httpClient); err != nil {
+	metav1.AddToGroupVersion(scheme, corev1.SchemeGroupVersion)
+	core := rest.CopyConfig(cfg)
+	core.APIPath, core.GroupVersion = "/api", &corev1.SchemeGroupVersion
+	core.NegotiatedSerializer = serializer.NewCodecFactory(scheme).WithoutConversion()
+	c := &clients{host: cfg.Host, params: runtime.NewParameterCodec(scheme)}
+	if c.pods, err = rest.RESTClientForConfigAndClient(core, httpClient); err != nil {
 		return nil, err
 	}
-	if c.batch, err = batchv1client.NewForConfigAndClient(cfg, httpClient); err != nil {
+	if c.meta, err = metadata.NewForConfigAndClient(cfg, httpClient); err != nil {
 		return nil, err
 	}
 	s.cli = c
@@ -210,7 +220,8 @@ func (l *listing) namespace(ctx context.Context, ns string) error {
 	opts := metav1.ListOptions{Limit: cmp.Or(l.s.PageSize, defaultPageSize)}
 	restarted := false
 	for {
-		pods, err := l.c.core.Pods(ns).List(ctx, opts)
+		pods := &corev1.PodList{}
+		err := l.c.pods.Get().Namespace(ns).Resource("pods").VersionedParams(&opts, l.c.params).Do(ctx).Into(pods)
 		if apierrors.IsResourceExpired(err) && !restarted {
 			// The continue token outlived the apiserver's compaction window
 			// (a very slow listing): start this namespace again, once.
@@ -370,11 +381,15 @@ func (l *listing) owner(ctx context.Context, pod *corev1.Pod) (*owner, error) {
 	if ref == nil {
 		return &owner{kind: "Pod", name: pod.Name}, nil
 	}
-	return l.resolve(ctx, pod.Namespace, ref.Kind, ref.Name, "pod "+pod.Namespace+"/"+pod.Name)
+	return l.resolve(ctx, pod.Namespace, *ref, "pod "+pod.Namespace+"/"+pod.Name)
 }
 
-func (l *listing) resolve(ctx context.Context, ns, kind, name, of string) (*owner, error) {
-	key := kind + "/" + ns + "/" + name
+func (l *listing) resolve(ctx context.Context, ns string, ref metav1.OwnerReference, of string) (*owner, error) {
+	kind, name := ref.Kind, ref.Name
+	if group, _, _ := strings.Cut(ref.APIVersion, "/"); group != "apps" && group != "batch" {
+		kind = "" // a resource of that name in another API group: not ours to read
+	}
+	key := ref.APIVersion + "/" + ref.Kind + "/" + ns + "/" + name
 	if o, ok := l.owners[key]; ok {
 		return o, nil
 	}
@@ -383,23 +398,17 @@ func (l *listing) resolve(ctx context.Context, ns, kind, name, of string) (*owne
 		err error
 	)
 	switch kind {
-	case "ReplicaSet":
-		obj, err = get(ctx, l.c.apps.ReplicaSets(ns).Get, name)
-	case "Deployment":
-		obj, err = get(ctx, l.c.apps.Deployments(ns).Get, name)
-	case "StatefulSet":
-		obj, err = get(ctx, l.c.apps.StatefulSets(ns).Get, name)
-	case "DaemonSet":
-		obj, err = get(ctx, l.c.apps.DaemonSets(ns).Get, name)
-	case "Job":
-		obj, err = get(ctx, l.c.batch.Jobs(ns).Get, name)
-	case "CronJob":
-		obj, err = get(ctx, l.c.batch.CronJobs(ns).Get, name)
+	case "ReplicaSet", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob":
+		gvr := schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: strings.ToLower(kind) + "s"}
+		if kind == "Job" || kind == "CronJob" {
+			gvr.Group = "batch"
+		}
+		obj, err = l.c.meta.Resource(gvr).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
 	default:
 		// An operator's custom resource, or the Node of a static pod: the
 		// role grants no read of it, and its kind and name are enough to
 		// say where the pod runs.
-		o := &owner{kind: kind, name: name}
+		o := &owner{kind: ref.Kind, name: name}
 		l.owners[key] = o
 		return o, nil
 	}
@@ -410,14 +419,15 @@ func (l *listing) resolve(ctx context.Context, ns, kind, name, of string) (*owne
 	case err != nil:
 		hint := ""
 		if apierrors.IsForbidden(err) {
-			hint = " (tagwatch needs get on the owners of pods: see contrib/kubernetes/clusterrole.yaml)"
+			hint = " (tagwatch needs get on the owners of pods: see contrib/kubernetes/rbac.yaml)"
 		}
 		return nil, fmt.Errorf("reading %s %s/%s, owner of %s: %w%s", kind, ns, name, of, err, hint)
 	default:
 		o.annotations = tagwatchAnnotations(obj.GetAnnotations())
-		// A ReplicaSet is the Deployment's; a Job the CronJob's.
-		if up := metav1.GetControllerOfNoCopy(obj); up != nil && (kind == "ReplicaSet" && up.Kind == "Deployment" || kind == "Job" && up.Kind == "CronJob") {
-			parent, err := l.resolve(ctx, ns, up.Kind, up.Name, kind+" "+ns+"/"+name)
+		// A ReplicaSet is its Deployment's (or another controller's, as
+		// Argo Rollouts'), a Job its CronJob's: the workload the admin edits.
+		if up := metav1.GetControllerOfNoCopy(obj); up != nil && (kind == "ReplicaSet" || kind == "Job") {
+			parent, err := l.resolve(ctx, ns, *up, kind+" "+ns+"/"+name)
 			if err != nil {
 				return nil, err
 			}
@@ -425,14 +435,5 @@ func (l *listing) resolve(ctx context.Context, ns, kind, name, of string) (*owne
 		}
 	}
 	l.owners[key] = o
-	return o, nil
-}
-
-// get reads one object, typed as the metadata it has.
-func get[T metav1.Object](ctx context.Context, read func(context.Context, string, metav1.GetOptions) (T, error), name string) (metav1.Object, error) {
-	o, err := read(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return nil, err
-	}
 	return o, nil
 }

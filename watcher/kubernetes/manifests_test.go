@@ -2,6 +2,7 @@ package kubernetes_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/tagwatch/tagwatch/config"
 	"github.com/tagwatch/tagwatch/registries"
+	"github.com/tagwatch/tagwatch/watcher"
 	"github.com/tagwatch/tagwatch/watcher/kubernetes"
 )
 
@@ -173,7 +175,8 @@ func TestContribManifests(t *testing.T) {
 	sa := &rest.Config{Host: f.cluster.URL, BearerToken: tok.Status.Token, TLSClientConfig: rest.TLSClientConfig{CAData: f.cluster.CAData}}
 	src := &kubernetes.Source{Watcher: "cluster", Config: sa, WatchByDefault: true} // all namespaces
 	found, err := src.List(ctx)
-	if err != nil {
+	var bad watcher.ContainerErrors // other tests' pods, in other namespaces, may have bad annotations
+	if err != nil && !errors.As(err, &bad) {
 		t.Fatalf("listing as the shipped ServiceAccount: %v", err)
 	}
 	if _, ok := byPlace(found)[f.ns+"/Pod/web/web"]; !ok {
