@@ -21,5 +21,5 @@ func ReadLabels(labels map[string]string, byDefault bool) (watched bool, s Setti
 	if err != nil {
 		return false, Settings{}, err
 	}
-	return true, Settings{Options: ls.Options, DisplayName: ls.DisplayName, LinkTemplate: ls.LinkTemplate}, nil
+	return true, Settings(ls), nil
 }
