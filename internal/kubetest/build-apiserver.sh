@@ -3,7 +3,7 @@
 # and prints the binary's path. The tests of watcher/kubernetes run it with
 # Debian's etcd. The binary is cached by version:
 #   ${TAGWATCH_KUBE_CACHE:-$(go env GOCACHE)/../tagwatch-kube}/kube-apiserver-<version>
-# so a machine builds it once (about 4 minutes on 2 cores).
+# so a machine builds it once (some 15 CPU-minutes: about 8 minutes on 2 idle cores).
 #
 # k8s.io/kubernetes is not meant to be required as a module: its go.mod
 # replaces each staging module (k8s.io/api, k8s.io/apimachinery, …) with a

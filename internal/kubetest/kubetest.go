@@ -119,7 +119,7 @@ func start() (c *Cluster, skip string, err error) {
 	}
 	apiserver := APIServerBinary()
 	if apiserver == "" {
-		return nil, "no kube-apiserver: run internal/kubetest/build-apiserver.sh (about 4 minutes), or set " + APIServerEnv, nil
+		return nil, "no kube-apiserver: run internal/kubetest/build-apiserver.sh (some 15 CPU-minutes), or set " + APIServerEnv, nil
 	}
 	if _, err := os.Stat(apiserver); err != nil {
 		return nil, "", fmt.Errorf("%s: %w", APIServerEnv, err)
