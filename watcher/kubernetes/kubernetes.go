@@ -261,7 +261,7 @@ func (l *listing) pod(ctx context.Context, pod *corev1.Pod) error {
 		// A finished pod still says what runs next time only when a CronJob
 		// will start it again; a finished one-off Job, or an evicted pod
 		// of a Deployment, is history.
-		if o.kind != "CronJob" {
+		if o.kind != "CronJob" || o.gone {
 			return nil
 		}
 	}
@@ -360,6 +360,7 @@ func RunningDigest(imageID string) string {
 type owner struct {
 	kind, name  string
 	annotations map[string]string // tagwatch.* only
+	gone        bool              // deleted since its pods were listed
 }
 
 func tagwatchAnnotations(m map[string]string) map[string]string {
@@ -415,7 +416,9 @@ func (l *listing) resolve(ctx context.Context, ns string, ref metav1.OwnerRefere
 	o := &owner{kind: kind, name: name}
 	switch {
 	case apierrors.IsNotFound(err):
-		// Deleted since the pod was listed: the pod's own annotations.
+		// Deleted (a pod may outlive its owner until the garbage
+		// collector comes): the pod's own annotations.
+		o.gone = true
 	case err != nil:
 		hint := ""
 		if apierrors.IsForbidden(err) {

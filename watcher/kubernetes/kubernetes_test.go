@@ -191,7 +191,13 @@ func TestSourceAgainstAPIServer(t *testing.T) {
 	for _, j := range []struct {
 		name  string
 		owner []metav1.OwnerReference
-	}{{"backup-29000000", owned("CronJob", "backup", cj.UID)}, {"oneoff", nil}} {
+	}{
+		{"backup-29000000", owned("CronJob", "backup", cj.UID)},
+		{"oneoff", nil},
+		// A deleted CronJob's run, left until the garbage collector comes
+		// (which does not run here).
+		{"removed-29000000", owned("CronJob", "removed", "0d4b7f3e-0000-4000-8000-000000000000")},
+	} {
 		labels := map[string]string{"job": j.name}
 		jb, err := cs.BatchV1().Jobs(f.ns).Create(f.ctx, &batchv1.Job{
 			ObjectMeta: metav1.ObjectMeta{Name: j.name, OwnerReferences: j.owner},
@@ -237,7 +243,7 @@ func TestSourceAgainstAPIServer(t *testing.T) {
 		f.ns + "/Pod/debug/shell":              "", // an image ID is no digest a registry knows
 	}
 	if len(found) != len(want) {
-		t.Errorf("found %d images, want %d (replicas once, no one-off job, no turned-off pod):", len(found), len(want))
+		t.Errorf("found %d images, want %d (replicas once, no one-off job or removed CronJob's run, no turned-off pod):", len(found), len(want))
 		for _, fd := range found {
 			t.Logf("  %s %s %s", fd.Location.Place, fd.Target.Image, fd.Target.Digest)
 		}
