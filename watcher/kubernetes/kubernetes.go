@@ -129,8 +129,8 @@ func (s *Source) RESTConfig() (*rest.Config, error) {
 	}
 	cfg.UserAgent = "tagwatch"
 	cfg.Timeout = cmp.Or(cfg.Timeout, requestTimeout)
-	// client-go's default (5 per second) would make a cluster of a few
-	// hundred workloads take a minute of owner lookups.
+	// A List makes a few requests per namespace (pods, owner kinds, pages):
+	// client-go's default of 5 a second would pace even those.
 	cfg.QPS, cfg.Burst = 20, 50
 	return cfg, nil
 }
@@ -181,7 +181,8 @@ func (s *Source) List(ctx context.Context) ([]watcher.Found, error) {
 	ctx, cancel := context.WithTimeout(ctx, cmp.Or(s.Timeout, defaultTimeout))
 	defer cancel()
 
-	l := &listing{s: s, c: c, owners: map[string]*owner{}, seen: map[string]bool{}, bad: map[string]bool{}}
+	l := &listing{s: s, c: c, owners: map[string]*owner{}, indexes: map[string]map[string]metav1.Object{},
+		seen: map[string]bool{}, bad: map[string]bool{}, cluster: len(s.Namespaces) == 0}
 	namespaces := s.Namespaces
 	if len(namespaces) == 0 {
 		namespaces = []string{metav1.NamespaceAll}
@@ -209,8 +210,10 @@ type listing struct {
 	s        *Source
 	c        *clients
 	owners   map[string]*owner // by kind/namespace/name
-	seen     map[string]bool   // place, image and digest already found
-	bad      map[string]bool   // places already reported
+	indexes  map[string]map[string]metav1.Object
+	cluster  bool            // listing all namespaces: owners too are listed cluster-wide
+	seen     map[string]bool // place, image and digest already found
+	bad      map[string]bool // places already reported
 	found    []watcher.Found
 	problems watcher.ContainerErrors
 }
@@ -404,7 +407,7 @@ func (l *listing) resolve(ctx context.Context, ns string, ref metav1.OwnerRefere
 		if kind == "Job" || kind == "CronJob" {
 			gvr.Group = "batch"
 		}
-		obj, err = l.c.meta.Resource(gvr).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+		obj, err = l.lookup(ctx, gvr, ns, name)
 	default:
 		// An operator's custom resource, or the Node of a static pod: the
 		// role grants no read of it, and its kind and name are enough to
@@ -422,7 +425,7 @@ func (l *listing) resolve(ctx context.Context, ns string, ref metav1.OwnerRefere
 	case err != nil:
 		hint := ""
 		if apierrors.IsForbidden(err) {
-			hint = " (tagwatch needs get on the owners of pods: see contrib/kubernetes/rbac.yaml)"
+			hint = " (tagwatch needs to list the owners of pods: see contrib/kubernetes/rbac.yaml)"
 		}
 		return nil, fmt.Errorf("reading %s %s/%s, owner of %s: %w%s", kind, ns, name, of, err, hint)
 	default:
@@ -439,4 +442,41 @@ func (l *listing) resolve(ctx context.Context, ns string, ref metav1.OwnerRefere
 	}
 	l.owners[key] = o
 	return o, nil
+}
+
+// lookup finds an owner by name. Each kind is listed once per List (per
+// namespace, or cluster-wide when watching all of them), metadata only,
+// rather than read one GET per workload: a few requests however many
+// workloads there are (a GET each cost 3 s per 60 workloads under
+// client-go's rate limit; see BenchmarkList).
+func (l *listing) lookup(ctx context.Context, gvr schema.GroupVersionResource, ns, name string) (metav1.Object, error) {
+	scope := ns
+	if l.cluster {
+		scope = metav1.NamespaceAll
+	}
+	key := gvr.String() + "\x00" + scope
+	idx, ok := l.indexes[key]
+	if !ok {
+		idx = map[string]metav1.Object{}
+		opts := metav1.ListOptions{Limit: cmp.Or(l.s.PageSize, defaultPageSize)}
+		for {
+			list, err := l.c.meta.Resource(gvr).Namespace(scope).List(ctx, opts)
+			if err != nil {
+				return nil, err
+			}
+			for i := range list.Items {
+				m := &list.Items[i]
+				idx[m.Namespace+"/"+m.Name] = m
+			}
+			if list.Continue == "" {
+				break
+			}
+			opts.Continue = list.Continue
+		}
+		l.indexes[key] = idx
+	}
+	if obj, ok := idx[ns+"/"+name]; ok {
+		return obj, nil
+	}
+	return nil, apierrors.NewNotFound(gvr.GroupResource(), name)
 }

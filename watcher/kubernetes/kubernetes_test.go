@@ -356,7 +356,7 @@ func TestMissingPermission(t *testing.T) {
 
 	src := &kubernetes.Source{Watcher: "k3s", Config: f.cluster.Config("tagwatch-nobody"), Namespaces: []string{f.ns}, WatchByDefault: true}
 	_, err = src.List(f.ctx)
-	for _, want := range []string{"watcher k3s (" + f.cluster.URL + ")", "reading ReplicaSet " + f.ns + "/web-1", `cannot get resource "replicasets"`, "contrib/kubernetes/rbac.yaml"} {
+	for _, want := range []string{"watcher k3s (" + f.cluster.URL + ")", "reading ReplicaSet " + f.ns + "/web-1", `cannot list resource "replicasets"`, "contrib/kubernetes/rbac.yaml"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error = %v; want it to say %q", err, want)
 		}
