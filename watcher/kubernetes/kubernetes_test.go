@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -504,4 +506,33 @@ func bind(t *testing.T, cs clientset.Interface, role *rbacv1.ClusterRole, user s
 		_ = cs.RbacV1().ClusterRoleBindings().Delete(context.Background(), role.Name, metav1.DeleteOptions{})
 		_ = cs.RbacV1().ClusterRoles().Delete(context.Background(), role.Name, metav1.DeleteOptions{})
 	})
+}
+
+// TestClientConfigErrors: a kubeconfig that cannot be used, a context it
+// lacks, or a context with no kubeconfig name the watcher and what to fix.
+func TestClientConfigErrors(t *testing.T) {
+	t.Setenv("KUBERNETES_SERVICE_HOST", "") // not in a cluster, even when the tests are
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kc, []byte("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: https://127.0.0.1:1}\n"+
+		"users:\n- name: u\n  user: {token: x}\ncontexts:\n- name: home\n  context: {cluster: c, user: u}\ncurrent-context: home\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		src  *kubernetes.Source
+		want string
+	}{
+		{"missing file", &kubernetes.Source{Kubeconfig: "/nonexistent/kubeconfig"}, "watcher k3s: kubeconfig /nonexistent/kubeconfig:"},
+		{"unknown context", &kubernetes.Source{Kubeconfig: kc, Context: "work"}, `context "work" does not exist`},
+		{"context without kubeconfig", &kubernetes.Source{Context: "home"}, "context needs a kubeconfig"},
+		{"not in a cluster", &kubernetes.Source{}, "no kubeconfig set and not in a cluster"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.src.Watcher = "k3s"
+			_, err := tt.src.List(context.Background())
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error = %v; want %q", err, tt.want)
+			}
+		})
+	}
 }
