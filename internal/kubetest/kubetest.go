@@ -364,11 +364,15 @@ func (c *Cluster) Log() string {
 // last to go). The channel closes when bin exits, by itself or not.
 func supervise(dir, logName string, clean bool, bin string, args ...string) (<-chan struct{}, error) {
 	// A background list reads /dev/null, not the shell's stdin: the
-	// watcher reads the lifeline through a copy of it, fd 3.
+	// watcher reads the lifeline through a copy of it, fd 3. It signals
+	// only while this shell still waits for bin ($$ alive), so never a
+	// process that took a dead bin's PID; and kills after 5 s, since an
+	// apiserver whose etcd went first never finishes a graceful shutdown.
 	const supervisor = `exec 3<&0
 "$@" >"$DIR/$LOG" 2>&1 &
 pid=$!
-(cat <&3 >/dev/null; kill $pid 2>/dev/null) &
+(cat <&3 >/dev/null
+ kill -0 $$ 2>/dev/null && kill $pid 2>/dev/null && sleep 5 && kill -0 $$ 2>/dev/null && kill -9 $pid 2>/dev/null) &
 wait $pid
 [ -z "$CLEAN" ] || rm -rf "$DIR"`
 	cmd := exec.Command("sh", append([]string{"-c", supervisor, "sh", bin}, args...)...)
