@@ -50,12 +50,12 @@ type Config struct {
 	where map[string]Origin
 }
 
-// Watcher is one place containers run: a Docker engine (with its Swarm
-// services when it is a manager) or a Podman service.
+// Watcher is one place containers run: a Docker engine (the default kind;
+// with its Swarm services when it is a manager), a Podman service, a
+// Kubernetes cluster or a containerd. Each kind takes some of the settings
+// (WatcherKinds); another kind's setting is an error.
 type Watcher struct {
-	// Kind is docker (also when empty) or podman; WatcherKinds lists them
-	// with the settings each takes.
-	Kind           string `yaml:"kind"`
+	Kind           string `yaml:"kind"` // docker (default), podman, kubernetes, containerd
 	Host           string `yaml:"host"` // unix:///var/run/docker.sock, tcp://nas.lan:2376; empty: DOCKER_HOST or the local socket
 	CAFile         string `yaml:"cafile"`
 	CertFile       string `yaml:"certfile"`
@@ -67,6 +67,18 @@ type Watcher struct {
 	// engine says it is a Swarm manager, false never, true always (an
 	// engine that is no manager is then an error).
 	Swarm *bool `yaml:"swarm"`
+
+	// Kubeconfig is a kubernetes watcher's kubeconfig file; empty: the
+	// in-cluster config (the pod's ServiceAccount).
+	Kubeconfig string `yaml:"kubeconfig"`
+	// Context is the kubeconfig's context to use; empty: its current-context.
+	Context string `yaml:"context"`
+	// Namespaces limits a kubernetes or containerd watcher to these
+	// namespaces; empty: all of them.
+	Namespaces []string `yaml:"namespaces"`
+	// Address is a containerd watcher's socket: unix:///run/containerd/containerd.sock
+	// (the default), or a path.
+	Address string `yaml:"address"`
 }
 
 // Image is one entry of the static `images:` list.

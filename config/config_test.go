@@ -3,6 +3,7 @@ package config_test
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -182,7 +183,7 @@ cron: "61 * * * *"
 		p + ":3: registries.custom.lan.password: must be defined when login is defined",
 		p + ":9: watchers.nas.watchstopped: must be true or false",
 		p + ":10: watchers.nas.cron: \"every hour\" is not a 5-field cron schedule",
-		p + ":11: watchers.nas.hots: is not a setting here (known: cafile, certfile, cron, host, keyfile, kind, swarm, watchbydefault, watchstopped)",
+		p + ":11: watchers.nas.hots: is not a setting here (known: address, cafile, certfile, context, cron, host, keyfile, kind, kubeconfig, namespaces, swarm, watchbydefault, watchstopped)",
 		p + ":15: images[0] (nginx:1.25): include: error parsing regexp",
 		p + ":16: images[0] (nginx:1.25): policy: want major, minor or patch",
 		p + ":18: images[1].tagz: is not a setting here (known: display, image, link, platform, tag, watch)",
@@ -319,7 +320,7 @@ watchers:
 		t.Fatal(err)
 	}
 	want := config.Watcher{Host: "tcp://pi.lan:2376", CAFile: "/certs/ca.pem", CertFile: "/certs/cert.pem", KeyFile: "/certs/key.pem", Cron: "*/5 * * * *"}
-	if got := c.Watchers["pi"]; got != want {
+	if got := c.Watchers["pi"]; !reflect.DeepEqual(got, want) {
 		t.Errorf("pi = %+v, want %+v", got, want)
 	}
 	if got := c.Watchers["nas"]; got.Cron != "0 * * * *" || got.Host != "tcp://nas.lan:2376" {

@@ -26,6 +26,7 @@ func secretFile(t *testing.T, body string) string {
 // TAGWATCH_WATCHER_<NAME>_<KEY>: a new field without an environment
 // variable fails here.
 func TestEnvCoversEveryWatcherSetting(t *testing.T) {
+	kindOf := map[string]string{"kubeconfig": "kubernetes", "context": "kubernetes", "namespaces": "kubernetes", "address": "containerd"}
 	typ := reflect.TypeFor[config.Watcher]()
 	var tags []string
 	for f := range typ.Fields() {
@@ -43,9 +44,19 @@ func TestEnvCoversEveryWatcherSetting(t *testing.T) {
 		case f.Type.Kind() == reflect.Bool || f.Type.Kind() == reflect.Pointer:
 			value = "true"
 		}
+		switch tag {
+		case "kind":
+			value = "kubernetes"
+		case "namespaces":
+			value = "media, home"
+		}
 		env := []string{"TAGWATCH_WATCHER_NAS_" + strings.ToUpper(tag) + "=" + value}
 		if tag == "certfile" || tag == "keyfile" { // they go in pairs
 			env = []string{"TAGWATCH_WATCHER_NAS_CERTFILE=/some/certfile", "TAGWATCH_WATCHER_NAS_KEYFILE=/some/keyfile"}
+		}
+		// A setting of another kind than docker comes with its kind.
+		if kind := kindOf[tag]; kind != "" {
+			env = append(env, "TAGWATCH_WATCHER_NAS_KIND="+kind)
 		}
 		c, err := config.Load("", env, registries.DefaultCatalog())
 		if err != nil {
@@ -89,7 +100,7 @@ func TestEnvOverFileWatchers(t *testing.T) {
 	if pi.Host != "tcp://pi.lan:2375" || pi.WatchByDefault == nil || !*pi.WatchByDefault {
 		t.Errorf("my_pi = %+v", pi)
 	}
-	if local, ok := c.Watchers["local"]; !ok || local != (config.Watcher{}) {
+	if local, ok := c.Watchers["local"]; !ok || !reflect.DeepEqual(local, config.Watcher{}) {
 		t.Errorf("local = %+v, %v", local, ok)
 	}
 	if len(c.Watchers) != 3 {
@@ -155,7 +166,7 @@ func TestEnvAndWatcherErrors(t *testing.T) {
 		{"bad bool", "", []string{"TAGWATCH_WATCHER_NAS_WATCHSTOPPED=yes"},
 			"environment TAGWATCH_WATCHER_NAS_WATCHSTOPPED: watchers.nas.watchstopped: must be true or false"},
 		{"unknown watcher setting", "", []string{"TAGWATCH_WATCHER_NAS_HOSTNAME=x"},
-			"environment TAGWATCH_WATCHER_NAS_HOSTNAME: watchers.nas.hostname: is not a watcher setting (cafile, certfile, cron, host, keyfile, kind, swarm, watchbydefault, watchstopped)"},
+			"environment TAGWATCH_WATCHER_NAS_HOSTNAME: watchers.nas.hostname: is not a watcher setting (address, cafile, certfile, context, cron, host, keyfile, kind, kubeconfig, namespaces, swarm, watchbydefault, watchstopped)"},
 		{"no watcher name", "", []string{"TAGWATCH_WATCHER_HOST=x"},
 			"environment TAGWATCH_WATCHER_HOST: watchers: want TAGWATCH_WATCHER_<NAME>_<SETTING>"},
 		{"watcher secret file missing", "", []string{"TAGWATCH_WATCHER_NAS_KEYFILE_FILE=/nonexistent/x"},
@@ -175,9 +186,9 @@ func TestEnvAndWatcherErrors(t *testing.T) {
 		{"certfile without keyfile", "watchers:\n  nas:\n    host: tcp://nas:2376\n    certfile: cert.pem\n", nil,
 			":2: watchers.nas.keyfile: must be defined with certfile"},
 		{"unknown kind in the file", "watchers:\n  nas:\n    host: tcp://nas:2376\n    kind: dockr\n", nil,
-			`:4: watchers.nas.kind: "dockr" is not a watcher kind (docker, podman)`},
+			`:4: watchers.nas.kind: "dockr" is not a watcher kind (containerd, docker, kubernetes, podman)`},
 		{"unknown kind from the environment", "", []string{"TAGWATCH_WATCHER_PODS_KIND=Podman"},
-			`environment TAGWATCH_WATCHER_PODS_KIND: watchers.pods.kind: "Podman" is not a watcher kind (docker, podman)`},
+			`environment TAGWATCH_WATCHER_PODS_KIND: watchers.pods.kind: "Podman" is not a watcher kind (containerd, docker, kubernetes, podman)`},
 		{"a docker setting on a podman watcher", "watchers:\n  pods:\n    kind: podman\n    swarm: true\n", nil,
 			":4: watchers.pods.swarm: is a setting of docker watchers, not of podman ones"},
 		{"a docker setting on a podman watcher from the environment", "watchers:\n  pods: {kind: podman}\n",
@@ -237,3 +248,62 @@ func TestWatcherKinds(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestWatcherKindsClustersAndNodes: each kind takes its own settings, from the file and the
+// environment; a setting of another kind, or an unknown kind, is an error
+// naming the line and the field.
+func TestWatcherKindsClustersAndNodes(t *testing.T) {
+	p := write(t, `watchers:
+  local: {}
+  k3s:
+    kind: kubernetes
+    kubeconfig: /etc/tagwatch/kubeconfig
+    context: home
+    namespaces: [media, home]
+  node: {kind: containerd, address: unix:///run/k3s/containerd/containerd.sock, namespaces: [k8s.io, default], watchstopped: true}
+`)
+	c, err := config.Load(p, []string{"TAGWATCH_WATCHER_K3S_NAMESPACES=media,tools", "TAGWATCH_WATCHER_CLUSTER_KIND=kubernetes"}, registries.DefaultCatalog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	k3s := c.Watchers["k3s"]
+	if k3s.KindOf() != "kubernetes" || k3s.Kubeconfig != "/etc/tagwatch/kubeconfig" || k3s.Context != "home" ||
+		!slices.Equal(k3s.Namespaces, []string{"media", "tools"}) {
+		t.Errorf("k3s = %+v", k3s)
+	}
+	node := c.Watchers["node"]
+	if node.KindOf() != "containerd" || node.Address != "unix:///run/k3s/containerd/containerd.sock" ||
+		!slices.Equal(node.Namespaces, []string{"k8s.io", "default"}) || !node.WatchStopped {
+		t.Errorf("node = %+v", node)
+	}
+	if c.Watchers["local"].KindOf() != "docker" || c.Watchers["cluster"].KindOf() != "kubernetes" {
+		t.Errorf("watchers = %+v", c.Watchers)
+	}
+
+	tests := []struct {
+		name, body string
+		env        []string
+		want       string
+	}{
+		{"unknown kind", "watchers:\n  x:\n    kind: nomad\n", nil,
+			`:3: watchers.x.kind: "nomad" is not a watcher kind (containerd, docker, kubernetes, podman)`},
+		{"docker setting on kubernetes", "watchers:\n  x:\n    kind: kubernetes\n    host: tcp://nas:2376\n", nil,
+			":4: watchers.x.host: is a setting of docker and podman watchers, not of kubernetes ones"},
+		{"kubernetes setting on docker", "watchers:\n  x:\n    kubeconfig: /k\n", nil,
+			":3: watchers.x.kubeconfig: is a setting of kubernetes watchers, not of docker ones"},
+		{"namespaces on docker", "watchers:\n  x: {namespaces: [a]}\n", nil,
+			":2: watchers.x.namespaces: is a setting of containerd and kubernetes watchers, not of docker ones"},
+		{"bad namespace", "watchers:\n  x:\n    kind: kubernetes\n    namespaces: [media, Home]\n", nil,
+			`:4: watchers.x.namespaces[1]: namespace "Home" may hold only a-z, 0-9, - and .`},
+		{"namespaces not a list", "watchers:\n  x:\n    kind: kubernetes\n    namespaces: media\n", nil,
+			":4: watchers.x.namespaces: must be a list"},
+		{"from the environment", "", []string{"TAGWATCH_WATCHER_X_KIND=containerd", "TAGWATCH_WATCHER_X_CONTEXT=home"},
+			"environment TAGWATCH_WATCHER_X_CONTEXT: watchers.x.context: is a setting of kubernetes watchers, not of containerd ones"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := loadError(t, tt.body, tt.env)
+			mentions(t, err, p, tt.want)
+		})
+	}
+}

@@ -16,7 +16,20 @@ import (
 // the <SETTING> of TAGWATCH_WATCHER_<NAME>_<SETTING>. A test keeps it in
 // step with Watcher's fields.
 var watcherKeys = map[string]func(w *Watcher, v string) error{
-	"kind":     func(w *Watcher, v string) error { w.Kind = v; return nil },
+	"kind":       func(w *Watcher, v string) error { w.Kind = v; return nil },
+	"kubeconfig": func(w *Watcher, v string) error { w.Kubeconfig = v; return nil },
+	"context":    func(w *Watcher, v string) error { w.Context = v; return nil },
+	"address":    func(w *Watcher, v string) error { w.Address = v; return nil },
+	// In the environment a list is comma-separated: media,home.
+	"namespaces": func(w *Watcher, v string) error {
+		w.Namespaces = nil
+		for _, ns := range strings.Split(v, ",") {
+			if ns = strings.TrimSpace(ns); ns != "" {
+				w.Namespaces = append(w.Namespaces, ns)
+			}
+		}
+		return nil
+	},
 	"host":     func(w *Watcher, v string) error { w.Host = v; return nil },
 	"cafile":   func(w *Watcher, v string) error { w.CAFile = v; return nil },
 	"certfile": func(w *Watcher, v string) error { w.CertFile = v; return nil },
@@ -42,15 +55,20 @@ var watcherKeys = map[string]func(w *Watcher, v string) error{
 // Watcher kinds. An empty kind is KindDocker, so configurations from before
 // kinds existed keep working.
 const (
-	KindDocker = "docker"
-	KindPodman = "podman"
+	KindDocker     = "docker"
+	KindPodman     = "podman"
+	KindKubernetes = "kubernetes"
+	KindContainerd = "containerd"
 )
 
-// watcherKindKeys are the settings each kind takes besides kind and cron;
-// a setting of another kind is an error rather than silently ignored.
+// watcherKindKeys are the settings each kind takes besides kind and cron,
+// one line per kind; a setting of another kind is an error rather than
+// silently ignored.
 var watcherKindKeys = map[string][]string{
-	KindDocker: {"host", "cafile", "certfile", "keyfile", "watchbydefault", "watchstopped", "swarm"},
-	KindPodman: {"host", "cafile", "certfile", "keyfile", "watchbydefault", "watchstopped"},
+	KindDocker:     {"host", "cafile", "certfile", "keyfile", "watchbydefault", "watchstopped", "swarm"},
+	KindPodman:     {"host", "cafile", "certfile", "keyfile", "watchbydefault", "watchstopped"},
+	KindKubernetes: {"kubeconfig", "context", "namespaces", "watchbydefault"},
+	KindContainerd: {"address", "namespaces", "watchbydefault", "watchstopped"},
 }
 
 // WatcherKinds lists the kinds of watcher, sorted.
@@ -145,6 +163,12 @@ func (c *Config) validateWatchers() []error {
 		w, field := c.Watchers[n], "watchers."+n
 		checkCron(field+".cron", w.Cron)
 		errs = append(errs, c.checkWatcherKind(field, w)...)
+		for i, ns := range w.Namespaces {
+			if err := checkNamespace(ns); err != nil {
+				sub := fmt.Sprintf("%s.namespaces[%d]", field, i)
+				errs = append(errs, &Error{c.whereOr(sub, field+".namespaces"), sub, err.Error()})
+			}
+		}
 		if (w.CertFile == "") != (w.KeyFile == "") {
 			missing := "keyfile"
 			if w.CertFile == "" {
@@ -185,6 +209,25 @@ func (c *Config) checkWatcherKind(field string, w Watcher) []error {
 			fmt.Sprintf("is a setting of %s watchers, not of %s ones", strings.Join(owners, " and "), kind)})
 	}
 	return errs
+}
+
+// checkNamespace holds a namespace to what Kubernetes and containerd
+// accept (a DNS label; containerd also takes dots), so a typo is caught at
+// load rather than showing as an empty listing.
+func checkNamespace(ns string) error {
+	if ns == "" {
+		return errors.New("an empty namespace")
+	}
+	if len(ns) > 63 {
+		return fmt.Errorf("namespace %q is longer than 63 characters", ns)
+	}
+	for i, r := range ns {
+		ok := r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || (r == '-' || r == '.') && i > 0 && i < len(ns)-1
+		if !ok {
+			return fmt.Errorf("namespace %q may hold only a-z, 0-9, - and . (not first or last)", ns)
+		}
+	}
+	return nil
 }
 
 // whereOr is the origin of field, else of parent.

@@ -47,7 +47,8 @@ type RegistryTest struct {
 }
 
 // Location is where an image runs: a container on a Docker engine, a Swarm
-// service, a Podman container, or the config file's images: list (Watcher
+// service, a Podman container, a workload's container in Kubernetes, a
+// containerd container, or the config file's images: list (Watcher
 // "config", no container).
 type Location struct {
 	Watcher     string `json:"watcher"`

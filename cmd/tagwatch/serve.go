@@ -24,6 +24,8 @@ import (
 	"github.com/tagwatch/tagwatch/registries"
 	"github.com/tagwatch/tagwatch/store"
 	"github.com/tagwatch/tagwatch/watcher"
+	ctrdsource "github.com/tagwatch/tagwatch/watcher/containerd"
+	kubesource "github.com/tagwatch/tagwatch/watcher/kubernetes"
 	"github.com/tagwatch/tagwatch/web"
 )
 
@@ -333,19 +335,24 @@ func watchSources(cfg *config.Config, environ []string, plat v1.Platform, log *s
 		if w.WatchByDefault != nil {
 			byDefault = *w.WatchByDefault
 		}
+		var src watcher.Source
 		switch kind := w.KindOf(); kind {
+		case config.KindKubernetes:
+			src = &kubesource.Source{Watcher: n, Kubeconfig: w.Kubeconfig, Context: w.Context,
+				Namespaces: w.Namespaces, WatchByDefault: byDefault}
+		case config.KindContainerd:
+			src = &ctrdsource.Source{Watcher: n, Address: w.Address, Namespaces: w.Namespaces,
+				WatchByDefault: byDefault, WatchStopped: w.WatchStopped}
 		case config.KindDocker, config.KindPodman:
-			out = append(out, watcher.Scheduled{
-				Source: &watcher.DockerSource{
-					Watcher: n, Host: w.Host, CAFile: w.CAFile, CertFile: w.CertFile, KeyFile: w.KeyFile,
-					WatchByDefault: byDefault, WatchStopped: w.WatchStopped, Platform: plat,
-					Engine: kind, Swarm: w.Swarm,
-				},
-				Cron: w.Cron,
-			})
+			src = &watcher.DockerSource{
+				Watcher: n, Host: w.Host, CAFile: w.CAFile, CertFile: w.CertFile, KeyFile: w.KeyFile,
+				WatchByDefault: byDefault, WatchStopped: w.WatchStopped, Platform: plat,
+				Engine: kind, Swarm: w.Swarm,
+			}
 		default:
 			return nil, fmt.Errorf("watchers.%s: kind %s is not built in", n, kind)
 		}
+		out = append(out, watcher.Scheduled{Source: src, Cron: w.Cron})
 	}
 	if len(cfg.Images) > 0 {
 		var imgs []watcher.StaticImage

@@ -492,7 +492,10 @@ func (r *Registry) tag(t testing.TB, repoTag string) name.Tag {
 func (r *Registry) Push(t testing.TB, repoTag string, img v1.Image) v1.Hash {
 	t.Helper()
 	tag := r.tag(t, repoTag)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// A safety net, not a target: the container image test pushes the
+	// real image (13 MB compressed, gzipped while it uploads), which a
+	// busy 2-core machine took more than 30 s for.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := remote.Write(tag, img, r.remoteOptions(ctx)...); err != nil {
 		t.Fatalf("regtest: push %s: %v", tag, err)
