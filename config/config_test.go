@@ -185,7 +185,7 @@ cron: "61 * * * *"
 		p + ":11: watchers.nas.hots: is not a setting here (known: cafile, certfile, cron, host, keyfile, kind, swarm, watchbydefault, watchstopped)",
 		p + ":15: images[0] (nginx:1.25): include: error parsing regexp",
 		p + ":16: images[0] (nginx:1.25): policy: want major, minor or patch",
-		p + ":18: images[1].tagz: is not a setting here (known: display, image, link, platform, tag, watch)",
+		p + ":18: images[1].tagz: is not a setting here (known: display, image, link, platform, registry, tag, watch)",
 		p + ":20: images[2] (postgres:16): link.template:",
 		p + ":22: notifiers.phone.threshold: unknown threshold \"loud\"",
 		p + ":25: web.allowremote: must be true or false",
