@@ -43,6 +43,12 @@ func TestExampleConfigLoads(t *testing.T) {
 	if len(c.Images) == 0 || c.Images[1].Options.Include == nil {
 		t.Errorf("images: %+v", c.Images)
 	}
+	if work := registry(t, c, "hub.work"); work.Values["repositories"] != "acmecorp/*" {
+		t.Errorf("hub.work = %+v", work.Values)
+	}
+	if last := c.Images[len(c.Images)-1]; last.Options.Registry != "hub.public" {
+		t.Errorf("the last image names %q, want hub.public", last.Options.Registry)
+	}
 }
 
 func TestEnvironmentOverFile(t *testing.T) {
