@@ -58,6 +58,7 @@ type Instance struct {
 	puller   *remote.Puller
 	stats    *Stats
 	repos    Repositories // the repositories it serves; none: all of its hosts'
+	patterns patterns     // repos, compiled
 }
 
 // Options tune how instances reach registries.
@@ -163,6 +164,7 @@ func open(p Provider, c Config, o Options) (*Instance, error) {
 		puller:   puller,
 		stats:    stats,
 		repos:    repos,
+		patterns: repos.compile(),
 	}, nil
 }
 

@@ -2,6 +2,7 @@ package registries_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -448,6 +449,35 @@ func TestParseID(t *testing.T) {
 	} {
 		if _, _, err := registries.ParseID(id); err == nil || err.Error() != want {
 			t.Errorf("ParseID(%q) = %v; want %s", id, err, want)
+		}
+	}
+}
+
+// BenchmarkResolveRepositories is BenchmarkResolve where the hosts have
+// several instances each limited to repositories: resolution then matches
+// the image's repository against every serving instance's patterns.
+func BenchmarkResolveRepositories(b *testing.B) {
+	var configs []registries.Config
+	for i := range 8 {
+		configs = append(configs, registries.Config{Kind: "hub", Name: fmt.Sprintf("org%d", i), Source: registries.SourceFile,
+			Values: registries.Values{"login": "u", "password": "p", "repositories": fmt.Sprintf("org%d/*, org%d/team/**, org%d-labs/app-?", i, i, i)}})
+	}
+	set, err := registries.NewSet(registries.DefaultCatalog(), configs, localOptions())
+	if err != nil {
+		b.Fatal(err)
+	}
+	refs := []string{"org3/app:1", "org7/team/a/b:1", "nginx:1.27", "org5-labs/app-x:1", "johndoe/tool:1"}
+	imgs := make([]registries.Image, len(refs))
+	for i, r := range refs {
+		if imgs[i], err = registries.ParseImage(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if _, err := set.Resolve(imgs[i%len(imgs)]); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -84,17 +84,36 @@ func checkPattern(p string) error {
 // length of the longest pattern that matches: resolution prefers the
 // instance with the longest. Without patterns every repository matches,
 // with length 0, so any matching pattern wins over none.
-func (r Repositories) Match(repo string) (length int, ok bool) {
-	if len(r) == 0 {
+func (r Repositories) Match(repo string) (length int, ok bool) { return r.compile().match(repo) }
+
+// patterns are Repositories split into segments once, for the matching
+// every image of every cycle does.
+type patterns struct {
+	all   bool       // no patterns: every repository
+	texts []string   // as written, for their lengths
+	segs  [][]string // each split at /
+}
+
+func (r Repositories) compile() patterns {
+	p := patterns{all: len(r) == 0, texts: r}
+	for _, t := range r {
+		p.segs = append(p.segs, strings.Split(t, "/"))
+	}
+	return p
+}
+
+func (p patterns) match(repo string) (length int, ok bool) {
+	if p.all {
 		return 0, true
 	}
 	if repo == "" {
 		return 0, false // a registry-wide lookup: only an instance for every repository
 	}
+	name := strings.Split(repo, "/")
 	length = -1
-	for _, p := range r {
-		if len(p) > length && matchSegments(strings.Split(p, "/"), strings.Split(repo, "/")) {
-			length = len(p)
+	for i, segs := range p.segs {
+		if len(p.texts[i]) > length && matchSegments(segs, name) {
+			length = len(p.texts[i])
 		}
 	}
 	return length, length >= 0

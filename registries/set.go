@@ -166,7 +166,7 @@ func (s *Set) Pick(img Image, named string) (*Instance, error) {
 	var best *Instance
 	longest := -1
 	for _, in := range serving {
-		if n, ok := in.repos.Match(img.Repository); ok && n > longest {
+		if n, ok := in.patterns.match(img.Repository); ok && n > longest {
 			best, longest = in, n
 		}
 	}
