@@ -93,6 +93,9 @@ type Image struct {
 		Template string `yaml:"template"`
 	} `yaml:"link"`
 	Platform string `yaml:"platform"`
+	// Registry names the registry instance that reads the image, kind.name
+	// (hub.work); empty: the one that serves its host and repository.
+	Registry string `yaml:"registry"`
 
 	// Options are the parsed tag options.
 	Options watcher.TagOptions `yaml:"-"`
@@ -363,7 +366,7 @@ func (c *Config) validate(cat registries.Catalog) error {
 	c.Registries = valid
 	images := c.Images[:0]
 	for i, img := range c.Images {
-		if imgErrs := c.validateImage(i, &img); len(imgErrs) > 0 {
+		if imgErrs := c.validateImage(i, &img, cat); len(imgErrs) > 0 {
 			errs = append(errs, imgErrs...)
 			continue
 		}
@@ -386,12 +389,13 @@ var tagOptionKeys = map[string]string{"include": "tag.include", "exclude": "tag.
 
 // validateImage checks the i-th entry of images: and parses its options,
 // reporting every bad option at the line it is written on.
-func (c *Config) validateImage(i int, img *Image) []error {
+func (c *Config) validateImage(i int, img *Image, cat registries.Catalog) []error {
 	field := fmt.Sprintf("images[%d]", i)
 	if img.Image == "" {
 		return []error{&Error{c.where[field], field + ".image", "is required"}}
 	}
-	if _, err := registries.ParseImage(img.Image); err != nil {
+	ref, err := registries.ParseImage(img.Image)
+	if err != nil {
 		return []error{&Error{c.whereOr(field+".image", field), field + ".image", err.Error()}}
 	}
 	named := field + " (" + img.Image + ")"
@@ -412,7 +416,37 @@ func (c *Config) validateImage(i int, img *Image) []error {
 			errs = append(errs, &Error{c.whereOr(field+".platform", field), field + ".platform", err.Error()})
 		}
 	}
+	if img.Registry != "" {
+		// An instance the config does not define may be saved in the UI:
+		// serve checks those against the running set (CheckImageRegistries).
+		if _, err := cat.CheckNamed(c.Registries, img.Registry, ref); err != nil {
+			errs = append(errs, &Error{c.whereOr(field+".registry", field), field + ".registry", err.Error()})
+		}
+		img.Options.Registry = img.Registry
+	}
 	return errs
+}
+
+// CheckImageRegistries checks the images that name their registry
+// instance against the running set, which holds the instances saved in the
+// UI as well as the config's: each one that does not exist, or does not
+// serve its image, is an error placed at its line.
+func (c *Config) CheckImageRegistries(set *registries.Set) error {
+	var errs []error
+	for i, img := range c.Images {
+		if img.Registry == "" {
+			continue
+		}
+		ref, err := registries.ParseImage(img.Image)
+		if err != nil {
+			continue // reported by Load
+		}
+		if _, err := set.Pick(ref, img.Registry); err != nil {
+			field := fmt.Sprintf("images[%d]", i)
+			errs = append(errs, &Error{c.whereOr(field+".registry", field), field + ".registry", err.Error()})
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // leaves flattens joined errors (errors.Join) into the errors they hold.

@@ -44,6 +44,12 @@ func TestExampleConfigLoads(t *testing.T) {
 	if len(c.Images) == 0 || c.Images[1].Options.Include == nil {
 		t.Errorf("images: %+v", c.Images)
 	}
+	if work := registry(t, c, "hub.work"); work.Values["repositories"] != "acmecorp/*" {
+		t.Errorf("hub.work = %+v", work.Values)
+	}
+	if last := c.Images[len(c.Images)-1]; last.Options.Registry != "hub.public" {
+		t.Errorf("the last image names %q, want hub.public", last.Options.Registry)
+	}
 }
 
 func TestEnvironmentOverFile(t *testing.T) {
@@ -186,7 +192,7 @@ cron: "61 * * * *"
 		p + ":11: watchers.nas.hots: is not a setting here (known: address, cafile, certfile, context, cron, host, keyfile, kind, kubeconfig, namespaces, swarm, watchbydefault, watchstopped)",
 		p + ":15: images[0] (nginx:1.25): include: error parsing regexp",
 		p + ":16: images[0] (nginx:1.25): policy: want major, minor or patch",
-		p + ":18: images[1].tagz: is not a setting here (known: display, image, link, platform, tag, watch)",
+		p + ":18: images[1].tagz: is not a setting here (known: display, image, link, platform, registry, tag, watch)",
 		p + ":20: images[2] (postgres:16): link.template:",
 		p + ":22: notifiers.phone.threshold: unknown threshold \"loud\"",
 		p + ":25: web.allowremote: must be true or false",

@@ -46,7 +46,7 @@ func (ACR) Spec() Spec {
 		Kind:        "acr",
 		Title:       "Azure Container Registry",
 		Description: "*.azurecr.io, with a service principal that has the AcrPull role. Set tenantid to use Azure AD tokens exchanged for ACR refresh tokens (recommended).",
-		Variables: withProxy(
+		Variables: withShared(
 			Variable{Name: "clientid", Required: true, Description: "Service Principal Client ID", Supported: "See Service Principal Auth"},
 			Variable{Name: "clientsecret", Required: true, Secret: true, Description: "Service Principal Secret", Supported: "See Service Principal Auth"},
 			// The client secret goes to the tenant's token endpoint

@@ -26,7 +26,7 @@ func (AliCR) Spec() Spec {
 		Title: "Alibaba Cloud Container Registry",
 		Description: "Personal edition: registry.<region>.aliyuncs.com (and -intl, -vpc); enterprise edition: <instance>-registry.<region>.cr.aliyuncs.com (and -vpc). " +
 			"The login is the Alibaba Cloud account name (a RAM user: <user>@<account-id>), the password the registry password set in the Container Registry console.",
-		Variables: withProxy(
+		Variables: withShared(
 			Variable{Name: "instance", Endpoint: true, Description: "Enterprise edition instance name: the part of its host before -registry", Default: "the personal edition's hosts"},
 			Variable{Name: "region", Endpoint: true, Description: "Region, e.g. cn-hangzhou or ap-southeast-1: only that region's hosts are served", Default: "every region"},
 			Variable{Name: "login", Required: true, Description: "Alibaba Cloud account name, or a RAM user as <user>@<account-id>"},

@@ -100,7 +100,7 @@ func loginPair(login, password string) []Variable {
 // publicSpec declares a kind that is one public registry on a fixed host,
 // present anonymously by default: an instance only chooses a proxy.
 func publicSpec(kind, title, host, description string) Spec {
-	return Spec{Kind: kind, Title: title, Description: description, Variables: withProxy(), Default: true, Host: host}
+	return Spec{Kind: kind, Title: title, Description: description, Variables: withShared(), Default: true, Host: host}
 }
 
 // together is the rules of variables that only make sense as a set (a login

@@ -16,7 +16,7 @@ func (Codeberg) Spec() Spec {
 		Kind:           "codeberg",
 		Title:          "Codeberg",
 		Description:    "codeberg.org's package registry (Forgejo). Anonymous by default; a username and an access token with the read:package scope for private packages.",
-		Variables:      withProxy(loginPair("Codeberg username", "Codeberg access token (read:package) or password")...),
+		Variables:      withShared(loginPair("Codeberg username", "Codeberg access token (read:package) or password")...),
 		Rules:          together("login", "password"),
 		Default:        true,
 		Host:           "codeberg.org",

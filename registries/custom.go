@@ -16,7 +16,7 @@ func (Custom) Spec() Spec {
 		Kind:        "custom",
 		Title:       "Custom registry",
 		Description: "A self-hosted Docker registry, or any registry not listed here. Anonymous unless login/password or auth is set; Basic or Bearer, as the registry's challenge asks.",
-		Variables: withProxy(append(urlVariables("Registry URL (e.g. http://localhost:5000)"),
+		Variables: withShared(append(urlVariables("Registry URL (e.g. http://localhost:5000)"),
 			Variable{Name: "login", Description: "Login (when htpasswd auth is enabled on the registry)", Default: "password must be defined"},
 			Variable{Name: "password", Secret: true, Description: "Password (when htpasswd auth is enabled on the registry)", Default: "login must be defined"},
 			Variable{Name: "auth", Secret: true, Description: "Htpasswd string: base64 of login:password (when htpasswd auth is enabled on the registry)", Default: "login/password must not be defined"},

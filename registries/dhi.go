@@ -19,7 +19,7 @@ func (DHI) Spec() Spec {
 		Kind:        "dhi",
 		Title:       "Docker Hardened Images",
 		Description: "dhi.io, Docker Hardened Images. A Docker Hub username and a personal access token of an account in an organization with access to Docker Hardened Images.",
-		Variables: withProxy(
+		Variables: withShared(
 			Variable{Name: "login", Required: true, Description: "Docker Hub username"},
 			Variable{Name: "password", Required: true, Secret: true, Description: "Docker Hub personal access token (read-only is enough) or password"},
 		),

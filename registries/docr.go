@@ -18,7 +18,7 @@ func (DOCR) Spec() Spec {
 		Kind:        "docr",
 		Title:       "DigitalOcean Container Registry",
 		Description: "registry.digitalocean.com. A DigitalOcean API token with read access to the registry, sent as both login and password (as doctl registry login does).",
-		Variables: withProxy(
+		Variables: withShared(
 			Variable{Name: "token", Required: true, Secret: true, Description: "DigitalOcean personal access token (read scope is enough)"},
 		),
 		Host:           docrHost,

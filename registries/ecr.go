@@ -31,7 +31,7 @@ func (ECR) Spec() Spec {
 		Kind:        "ecr",
 		Title:       "Amazon ECR",
 		Description: "Amazon Elastic Container Registry. The IAM user needs the AmazonEC2ContainerRegistryReadOnly policy (or higher). Anonymous by default, for public.ecr.aws.",
-		Variables: withProxy(
+		Variables: withShared(
 			// The region names the host of the ECR API the keys sign
 			// requests for (api.ecr.<region>.amazonaws.com) and of the
 			// registries the token is then sent to.

@@ -18,7 +18,7 @@ func (Elastic) Spec() Spec {
 		Kind:           "elastic",
 		Title:          "Elastic",
 		Description:    "docker.elastic.co: Elasticsearch, Kibana, Logstash, Beats and Elastic Agent images. Anonymous by default; a login for images Elastic restricts.",
-		Variables:      withProxy(loginPair("Login Elastic gave you", "Its password or token")...),
+		Variables:      withShared(loginPair("Login Elastic gave you", "Its password or token")...),
 		Rules:          together("login", "password"),
 		Default:        true,
 		Host:           elasticHost,

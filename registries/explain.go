@@ -175,7 +175,7 @@ func (in *Instance) credentialNames() []string {
 	var out []string
 	for _, v := range in.spec.Variables {
 		switch v.Name {
-		case "url", "cafile", "insecure", "authurl", "region", "tenantid":
+		case "url", "cafile", "insecure", "authurl", "region", "tenantid", "proxy", "repositories":
 			continue
 		}
 		if in.Values.Has(v.Name) && v.AliasOf == "" {

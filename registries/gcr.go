@@ -59,7 +59,7 @@ func (GCR) Spec() Spec {
 		// is the code's, for tests, not a variable; a JSON key's token_uri
 		// must be Google's https endpoint): only the proxy is an Endpoint.
 		// clientemail names the account, keyfile a file here, not places.
-		Variables: withProxy(
+		Variables: withShared(
 			Variable{Name: "keyfile", Description: "Path of the service account's JSON key file, as Google hands it out", Supported: "See Service Account credentials",
 				Default: "application default credentials, when no other key is set"},
 			Variable{Name: "jsonkey", Secret: true, Description: "The service account's JSON key itself (the content of the key file)", Supported: "See Service Account credentials",

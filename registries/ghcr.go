@@ -15,7 +15,7 @@ func (GHCR) Spec() Spec {
 		Title:       "GitHub Container Registry",
 		Description: "ghcr.io. Anonymous by default; a username and a personal access token (read:packages) for private images.",
 		// The host is fixed (ghcr.io): only the proxy is an Endpoint.
-		Variables: withProxy(
+		Variables: withShared(
 			Variable{Name: "username", Description: "GitHub username"},
 			Variable{Name: "token", Secret: true, Description: "GitHub token", Supported: "GitHub password or GitHub Personal Token"},
 		),

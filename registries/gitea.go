@@ -22,7 +22,7 @@ func forgeSpec(kind, title string) Spec {
 		Kind:        kind,
 		Title:       title,
 		Description: "A self-hosted " + title + " instance's container registry: a login and a password or access token (read:package).",
-		Variables: withProxy(append(urlVariables("Registry URL (e.g. https://"+kind+".example.com)"),
+		Variables: withShared(append(urlVariables("Registry URL (e.g. https://"+kind+".example.com)"),
 			Variable{Name: "login", Required: true, Description: title + " username", Default: "password must be defined"},
 			Variable{Name: "password", Required: true, Secret: true, Description: title + " password or access token", Default: "login must be defined"},
 			Variable{Name: "auth", Secret: true, Description: "Htpasswd string: base64 of login:password (replaces login and password)", Default: "login/password must not be defined"},

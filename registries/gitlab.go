@@ -24,7 +24,7 @@ func (GitLab) Spec() Spec {
 		Kind:        "gitlab",
 		Title:       "GitLab Container Registry",
 		Description: "A GitLab container registry: registry.gitlab.com (authurl https://gitlab.com) or a self-hosted one. The token needs the read_registry scope.",
-		Variables: withProxy(append(urlVariables("GitLab Registry base URL"),
+		Variables: withShared(append(urlVariables("GitLab Registry base URL"),
 			// The token goes to authurl (as Basic auth, for a JWT); the JWT
 			// goes to url, which urlVariables already marks.
 			Variable{Name: "authurl", Required: true, Endpoint: true, Description: "GitLab Authentication base URL"},

@@ -19,7 +19,7 @@ func (Harbor) Spec() Spec {
 		Description: "A Harbor registry; images are <host>/<project>/<repository>. A user and its password (or CLI secret with OIDC), or a robot account: " +
 			"its full name robot$<project>+<name> as Harbor shows it, $ included, and its secret. Public projects need no credentials. " +
 			"In a compose file write $$ for the $ (compose reads $ as a variable), or pass the login in a _FILE.",
-		Variables: withProxy(append(urlVariables("Harbor URL (e.g. https://harbor.example.com)"), loginPair(
+		Variables: withShared(append(urlVariables("Harbor URL (e.g. https://harbor.example.com)"), loginPair(
 			"Harbor username, or a robot account's full name: robot$<project>+<name> (a system robot: robot$<name>)",
 			"Password, CLI secret (OIDC users) or the robot account's secret")...)...),
 		Rules:          together("login", "password"),

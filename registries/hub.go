@@ -17,7 +17,7 @@ func (Hub) Spec() Spec {
 		Description: "Docker Hub including private repositories: login + access token (or password), or the base64 auth string of .docker/config.json. Anonymous by default.",
 		// Docker Hub's hosts are fixed (see Serves): only the proxy is an
 		// Endpoint.
-		Variables: withProxy(
+		Variables: withShared(
 			Variable{Name: "login", Description: "A valid Docker Hub Login", Default: "token must be defined"},
 			Variable{Name: "password", Secret: true, Description: "A valid Docker Hub Token", Default: "login must be defined"},
 			Variable{Name: "token", Secret: true, AliasOf: "password", Description: "A valid Docker Hub Token (deprecated; replaced by password)", Default: "login must be defined"},

@@ -22,7 +22,7 @@ func (ICR) Spec() Spec {
 		Kind:        "icr",
 		Title:       "IBM Cloud Container Registry",
 		Description: "icr.io and the regional <region>.icr.io (us, uk, de, au, jp, jp2, br, ca, fr2, es; private.<region>.icr.io too). An IBM Cloud API key, sent as the password of the login iamapikey.",
-		Variables: withProxy(
+		Variables: withShared(
 			Variable{Name: "apikey", Required: true, Secret: true, Description: "IBM Cloud API key (a service ID's key with Reader access to the namespace is enough)"},
 		),
 		Host:           "icr.io",

@@ -57,6 +57,8 @@ type Instance struct {
 	rt       http.RoundTripper // the instrumented transport under every request
 	puller   *remote.Puller
 	stats    *Stats
+	repos    Repositories // the repositories it serves; none: all of its hosts'
+	patterns patterns     // repos, compiled
 }
 
 // Options tune how instances reach registries.
@@ -146,6 +148,7 @@ func open(p Provider, c Config, o Options) (*Instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry %s: %w", c.ID(), err)
 	}
+	repos, _ := ParseRepositories(vals["repositories"]) // checked by Validate
 	u, _ := parseURL(vals["url"])
 	return &Instance{
 		Kind:     c.Kind,
@@ -160,6 +163,8 @@ func open(p Provider, c Config, o Options) (*Instance, error) {
 		rt:       rt,
 		puller:   puller,
 		stats:    stats,
+		repos:    repos,
+		patterns: repos.compile(),
 	}, nil
 }
 
@@ -171,6 +176,10 @@ func (in *Instance) Spec() Spec { return in.spec }
 
 // Serves reports whether the instance serves images on host.
 func (in *Instance) Serves(host string) bool { return in.provider.Serves(in.Values, host) }
+
+// Repositories are the repository patterns the instance is limited to;
+// none means every repository of its hosts.
+func (in *Instance) Repositories() Repositories { return in.repos }
 
 // Stats are the instance's request counts and rate-limit state.
 func (in *Instance) Stats() *Stats { return in.stats }

@@ -18,7 +18,7 @@ func (JFrog) Spec() Spec {
 		Title: "JFrog Artifactory",
 		Description: "JFrog Cloud (<name>.jfrog.io) or a self-hosted Artifactory; images are <host>/<repository-key>/<image>. " +
 			"When the Docker API is reached under a path instead of /v2/, give it in the url: https://artifactory.example.com/artifactory/api/docker/<repository-key>.",
-		Variables: withProxy(append(urlVariables("Artifactory URL (e.g. https://acme.jfrog.io), with the Docker API's path when it has one"),
+		Variables: withShared(append(urlVariables("Artifactory URL (e.g. https://acme.jfrog.io), with the Docker API's path when it has one"),
 			loginPair("JFrog username or e-mail", "Password, or an identity (access) token")...)...),
 		Rules:          together("login", "password"),
 		URLPath:        true,

@@ -17,7 +17,7 @@ func (Linode) Spec() Spec {
 		Kind:           "linode",
 		Title:          "Linode (Akamai)",
 		Description:    "A registry you run on Linode (Akamai Cloud), e.g. the Marketplace's Harbor or Docker registry app or one on LKE (Linode has no managed registry): its url, a login and a token or password.",
-		Variables:      withProxy(append(urlVariables("Registry URL (e.g. https://registry.example.com)"), loginPair("Registry username", "Token or password")...)...),
+		Variables:      withShared(append(urlVariables("Registry URL (e.g. https://registry.example.com)"), loginPair("Registry username", "Token or password")...)...),
 		Rules:          together("login", "password"),
 		Example:        Values{"url": "https://registry.example.com", "login": "tagwatch", "password": "<token>"},
 		CredentialHint: "A registry on Linode expects the login and the token or password its own set-up gave you (Harbor: a user or robot account; the registry app: its htpasswd user)",

@@ -17,7 +17,7 @@ func (LSCR) Spec() Spec {
 		Title:       "LinuxServer Container Registry",
 		Description: "lscr.io, with GitHub credentials.",
 		// The host is fixed (lscr.io): only the proxy is an Endpoint.
-		Variables: withProxy(
+		Variables: withShared(
 			Variable{Name: "username", Required: true, Description: "GitHub username"},
 			Variable{Name: "token", Required: true, Secret: true, Description: "GitHub token", Supported: "GitHub password or GitHub Personal Token"},
 		),

@@ -1,6 +1,8 @@
 package registries_test
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -315,4 +317,167 @@ func BenchmarkResolve(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(len(full.Instances())), "instances")
+}
+
+// TestResolveRepositories: several instances of a kind on one host, each
+// limited to repositories. The longest matching pattern wins, then the
+// rule without patterns (configured before default, narrowed before not,
+// then by name); an instance with patterns serves nothing outside them.
+func TestResolveRepositories(t *testing.T) {
+	file, ui := registries.SourceFile, registries.SourceUI
+	hub := func(repos string) registries.Values {
+		v := registries.Values{"login": "u", "password": "p"}
+		if repos != "" {
+			v["repositories"] = repos
+		}
+		return v
+	}
+	set, err := registries.NewSet(registries.DefaultCatalog(), []registries.Config{
+		{Kind: "hub", Name: "work", Source: file, Values: hub("acmecorp/*")},
+		{Kind: "hub", Name: "team", Source: ui, Values: hub("acmecorp/team/**")},
+		{Kind: "hub", Name: "api", Source: file, Values: hub("acmecorp/api, acmecorp/api-*")},
+		{Kind: "hub", Name: "b2", Source: file, Values: hub("shared/*")},
+		{Kind: "hub", Name: "b1", Source: file, Values: hub("shared/*")},
+		{Kind: "ghcr", Name: "acme", Source: file, Values: registries.Values{"username": "u", "token": "t", "repositories": "acme/**"}},
+		{Kind: "custom", Name: "a", Source: file, Values: registries.Values{"url": "http://reg.example.com:5000", "login": "a", "password": "p", "repositories": "team-a/**"}},
+		{Kind: "custom", Name: "b", Source: file, Values: registries.Values{"url": "http://reg.example.com:5000", "login": "b", "password": "p", "repositories": "team-b/*"}},
+		{Kind: "ocir", Name: "main", Source: file, Values: registries.Values{"namespace": "ns", "username": "u", "token": "t", "repositories": "ns/app"}},
+		{Kind: "ocir", Name: "fra", Source: file, Values: registries.Values{"region": "fra", "namespace": "ns", "username": "u", "token": "t"}},
+	}, localOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ ref, id string }{
+		{"acmecorp/web:1", "hub.work"},                // acmecorp/* (10)
+		{"docker.io/acmecorp/team/app:1", "hub.team"}, // acmecorp/team/** (16); hub.work's * stops at one level
+		{"acmecorp/team:1", "hub.team"},               // ** matches no segment too (16 > 10)
+		{"acmecorp/api:2", "hub.api"},                 // acmecorp/api (12) beats acmecorp/* (10)
+		{"acmecorp/api-gateway:2", "hub.api"},         // acmecorp/api-* (14)
+		{"shared/tool:1", "hub.b1"},                   // a tie: by name
+		{"nginx:1.27", "hub.public"},                  // library/nginx: no pattern matches, the default serves it
+		{"johndoe/tool:1", "hub.public"},              //
+		{"ghcr.io/acme/app:1", "ghcr.acme"},           //
+		{"ghcr.io/other/app:1", "ghcr.public"},        // outside ghcr.acme's patterns
+		{"reg.example.com:5000/team-a/x/y:1", "custom.a"},
+		{"reg.example.com:5000/team-b/x:1", "custom.b"},
+		{"reg.example.com:5000/other/x:1", "custom.reg.example.com:5000"}, // served by no pattern: anonymous, implicit
+		{"fra.ocir.io/ns/app:1", "ocir.main"},                             // a pattern wins over a region
+		{"fra.ocir.io/ns/other:1", "ocir.fra"},
+	}
+	for _, tc := range tests {
+		img := mustParse(t, tc.ref)
+		in, err := set.Resolve(img)
+		if err != nil {
+			t.Errorf("Resolve(%s): %v", tc.ref, err)
+			continue
+		}
+		if in.ID() != tc.id {
+			t.Errorf("Resolve(%s) = %s, want %s", tc.ref, in.ID(), tc.id)
+		}
+		// The same answer the second time, from the host's cache.
+		if again, _ := set.Resolve(img); again != in {
+			t.Errorf("Resolve(%s) changed its mind: %s", tc.ref, again.ID())
+		}
+	}
+	// The implicit instance of a host is made once, and its repositories
+	// are the host's the patterns leave out.
+	a, _ := set.Resolve(mustParse(t, "reg.example.com:5000/other/x:1"))
+	b, _ := set.Resolve(mustParse(t, "reg.example.com:5000/more/y:1"))
+	if a != b || a.Source != registries.SourceImplicit || !a.Anonymous() {
+		t.Errorf("implicit instances: %s (%s), %s", a.ID(), a.Source, b.ID())
+	}
+	if in, _ := set.Instance("hub", "api"); in.Repositories().String() != "acmecorp/api, acmecorp/api-*" {
+		t.Errorf("hub.api's repositories = %q", in.Repositories())
+	}
+}
+
+// TestPickNamed: an image that names its instance gets that one, or an
+// error that names the image and the instance and says what to do.
+func TestPickNamed(t *testing.T) {
+	set, err := registries.NewSet(registries.DefaultCatalog(), []registries.Config{
+		{Kind: "hub", Name: "work", Source: registries.SourceFile, Values: registries.Values{"login": "u", "password": "p", "repositories": "acmecorp/*, acmecorp/team/**"}},
+		{Kind: "custom", Name: "lan", Source: registries.SourceUI, Values: registries.Values{"url": "http://192.168.1.10:5000"}},
+	}, localOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		ref, named string
+		id         string // the instance picked, or…
+		err        string // …the error
+	}{
+		{"acmecorp/web:1", "hub.work", "hub.work", ""},
+		// A named default beats the patterns that would otherwise pick hub.work.
+		{"acmecorp/web:1", "hub.public", "hub.public", ""},
+		{"192.168.1.10:5000/app:1", "custom.lan", "custom.lan", ""},
+		{"nginx:1.27", "hub.work", "", "nginx:1.27 names the registry hub.work, which serves only acmecorp/*, acmecorp/team/** on docker.io. Add library/nginx to its repositories, or name another instance."},
+		{"ghcr.io/acmecorp/web:1", "hub.work", "", "ghcr.io/acmecorp/web:1 names the registry hub.work, which does not serve ghcr.io (it serves docker.io). Name an instance of ghcr.io, or none."},
+		{"ghcr.io/acmecorp/web:1", "custom.lan", "", "ghcr.io/acmecorp/web:1 names the registry custom.lan, which does not serve ghcr.io (it serves 192.168.1.10:5000). Name an instance of ghcr.io, or none."},
+		{"acmecorp/web:1", "hub.home", "", "acmecorp/web:1 names the registry hub.home, which does not exist. Add it (Settings → Registries, or the config file) or name another."},
+		{"acmecorp/web:1", "nope.x", "", "acmecorp/web:1 names the registry nope.x, which does not exist. Add it (Settings → Registries, or the config file) or name another."},
+	}
+	for _, tc := range tests {
+		in, err := set.Pick(mustParse(t, tc.ref), tc.named)
+		switch {
+		case tc.err != "":
+			var ne *registries.NamedError
+			if err == nil || err.Error() != tc.err || !errors.As(err, &ne) {
+				t.Errorf("Pick(%s, %s) = %v, %v; want the error\n%s", tc.ref, tc.named, in, err, tc.err)
+			}
+			if p := registries.Explain(err); p.Reason != tc.err || p.Class != registries.ClassTagwatch {
+				t.Errorf("Pick(%s, %s): explained as %+v", tc.ref, tc.named, p)
+			}
+		case err != nil || in.ID() != tc.id:
+			t.Errorf("Pick(%s, %s) = %v, %v; want %s", tc.ref, tc.named, in, err, tc.id)
+		}
+	}
+}
+
+func TestParseID(t *testing.T) {
+	for _, id := range []string{"hub.work", "custom.my-lan_2", "gcr.public"} {
+		if _, _, err := registries.ParseID(id); err != nil {
+			t.Errorf("ParseID(%q): %v", id, err)
+		}
+	}
+	for id, want := range map[string]string{
+		"hub":          `"hub" is not a registry instance: write kind.name, e.g. hub.work`,
+		"hub.":         `"hub." is not a registry instance: write kind.name, e.g. hub.work`,
+		".work":        `".work" is not a registry instance: write kind.name, e.g. hub.work`,
+		"Hub.work":     `"Hub.work" is not a registry instance: its kind "Hub" may hold only a-z and 0-9`,
+		"hub.Work":     `"hub.Work" is not a registry instance: its name "Work" may hold only a-z, 0-9, - and _`,
+		"hub.work.two": `"hub.work.two" is not a registry instance: its name "work.two" may hold only a-z, 0-9, - and _`,
+	} {
+		if _, _, err := registries.ParseID(id); err == nil || err.Error() != want {
+			t.Errorf("ParseID(%q) = %v; want %s", id, err, want)
+		}
+	}
+}
+
+// BenchmarkResolveRepositories is BenchmarkResolve where the hosts have
+// several instances each limited to repositories: resolution then matches
+// the image's repository against every serving instance's patterns.
+func BenchmarkResolveRepositories(b *testing.B) {
+	var configs []registries.Config
+	for i := range 8 {
+		configs = append(configs, registries.Config{Kind: "hub", Name: fmt.Sprintf("org%d", i), Source: registries.SourceFile,
+			Values: registries.Values{"login": "u", "password": "p", "repositories": fmt.Sprintf("org%d/*, org%d/team/**, org%d-labs/app-?", i, i, i)}})
+	}
+	set, err := registries.NewSet(registries.DefaultCatalog(), configs, localOptions())
+	if err != nil {
+		b.Fatal(err)
+	}
+	refs := []string{"org3/app:1", "org7/team/a/b:1", "nginx:1.27", "org5-labs/app-x:1", "johndoe/tool:1"}
+	imgs := make([]registries.Image, len(refs))
+	for i, r := range refs {
+		if imgs[i], err = registries.ParseImage(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if _, err := set.Resolve(imgs[i%len(imgs)]); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

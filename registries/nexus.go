@@ -22,7 +22,7 @@ func (Nexus) Spec() Spec {
 		Title: "Sonatype Nexus Repository",
 		Description: "Nexus Repository's Docker repositories, each on a connector port of its own (https://nexus.example.com:8082) or under /repository/<name>. " +
 			"One instance serves the url's port and the other ports listed; when the Docker API is reached under a path, give it in the url: https://nexus.example.com/repository/docker-hosted.",
-		Variables: withProxy(append(append(urlVariables("Nexus Docker connector URL (e.g. https://nexus.example.com:8082), or a repository's URL with its path"),
+		Variables: withShared(append(append(urlVariables("Nexus Docker connector URL (e.g. https://nexus.example.com:8082), or a repository's URL with its path"),
 			Variable{Name: "ports", Endpoint: true, Description: "Other connector ports of the same host, one Docker repository each: 8083, 8084", Default: "the url's port only"}),
 			loginPair("Nexus username", "Password, or a user token's pass code")...)...),
 		Rules:          together("login", "password"),

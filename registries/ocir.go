@@ -40,7 +40,7 @@ func (OCIR) Spec() Spec {
 		Title: "Oracle Cloud Infrastructure Registry",
 		Description: "<region>.ocir.io and ocir.<region>.oci.oraclecloud.com. The login is <tenancy-namespace>/<username> " +
 			"(federated users: <tenancy-namespace>/oracleidentitycloudservice/<username>) and the password an auth token; give the parts and tagwatch joins them.",
-		Variables: withProxy(
+		Variables: withShared(
 			Variable{Name: "region", Endpoint: true, Description: "Region key or identifier (fra or eu-frankfurt-1): only that region's hosts are served", Supported: ocirRegionList(), Default: "every region"},
 			Variable{Name: "namespace", Required: true, Description: "Tenancy namespace (the Object Storage namespace on the tenancy's page)"},
 			Variable{Name: "username", Required: true, Description: "OCI username, e.g. jane@example.com (federated: oracleidentitycloudservice/jane@example.com)"},

@@ -18,7 +18,7 @@ func (ProGet) Spec() Spec {
 		Kind:        "proget",
 		Title:       "Inedo ProGet",
 		Description: "An Inedo ProGet server's Docker feeds; images are <host>/<feed>/<image>. A user and its password, or an API key (sent as the password of the login api).",
-		Variables: withProxy(append(append(urlVariables("ProGet URL (e.g. https://proget.example.com)"), loginPair("ProGet username", "The user's password")...),
+		Variables: withShared(append(append(urlVariables("ProGet URL (e.g. https://proget.example.com)"), loginPair("ProGet username", "The user's password")...),
 			Variable{Name: "apikey", Secret: true, Description: "API key with the View permission on the feeds (replaces login and password)", Default: "login/password must not be defined"})...),
 		Rules:          append(together("login", "password"), Rule{If: "apikey", Excludes: []string{"login", "password"}}),
 		Example:        Values{"url": "https://proget.example.com", "apikey": "<API key>"},

@@ -23,9 +23,6 @@ var proxyVariable = Variable{
 // one instance.
 const directProxy = "none"
 
-// withProxy appends the proxy variable to a kind's own variables.
-func withProxy(vars ...Variable) []Variable { return append(vars, proxyVariable) }
-
 // checkProxy validates a proxy variable: none, or a proxy URL. Credentials
 // are refused: the value is shown on tiles and in the API, where a password
 // must never be; a proxy that needs them can come from HTTPS_PROXY.

@@ -17,7 +17,7 @@ func (Quay) Spec() Spec {
 		Description: "quay.io. Anonymous by default; a robot account (namespace+account and its token) for private images.",
 		// The host is fixed (quay.io), and namespace/account only name the
 		// robot: only the proxy is an Endpoint.
-		Variables: withProxy(
+		Variables: withShared(
 			Variable{Name: "namespace", Description: "Quay namespace (the robot account name before the +)"},
 			Variable{Name: "account", Description: "Quay account (the robot account name after the +)"},
 			Variable{Name: "token", Secret: true, Description: "Quay token"},

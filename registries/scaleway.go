@@ -20,7 +20,7 @@ func (Scaleway) Spec() Spec {
 		Kind:        "scaleway",
 		Title:       "Scaleway Container Registry",
 		Description: "rg.<region>.scw.cloud (fr-par, nl-ams, pl-waw). An IAM API key's secret key, sent as the password of the login nologin.",
-		Variables: withProxy(
+		Variables: withShared(
 			Variable{Name: "region", Endpoint: true, Description: "Region: only rg.<region>.scw.cloud is served", Supported: "fr-par, nl-ams, pl-waw", Default: "every region"},
 			Variable{Name: "secretkey", Required: true, Secret: true, Description: "Secret key of an IAM API key allowed ContainerRegistryReadOnly (not its SCW… access key)"},
 		),

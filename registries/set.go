@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -31,7 +32,10 @@ type Set struct {
 	instances []*Instance // configured (file, UI) first, then defaults
 
 	mu     sync.Mutex
-	byHost map[string]*Instance // the instance each host resolved to, implicit ones included
+	byHost map[string][]*Instance // the instances that serve each host, in the order Resolve prefers them
+	// implicit are the anonymous instances made for hosts, or repositories
+	// of hosts, that no instance serves.
+	implicit map[string]*Instance
 }
 
 // NewSet opens every config. Configured instances override the default of the
@@ -68,7 +72,7 @@ func newSet(cat Catalog, configs []Config, o Options, prev *Set) (*Set, error) {
 		}
 		return ids[i] < ids[j]
 	})
-	s := &Set{cat: cat, opts: o, byHost: map[string]*Instance{}}
+	s := &Set{cat: cat, opts: o, byHost: map[string][]*Instance{}, implicit: map[string]*Instance{}}
 	var errs []error
 	for _, id := range ids {
 		c := byID[id]
@@ -120,24 +124,57 @@ func (s *Set) Instance(kind, name string) (*Instance, bool) {
 	return nil, false
 }
 
-// Resolve picks the instance that serves an image: a configured instance
-// before a default one. An image on a host nobody serves gets an implicit,
-// anonymous custom instance for that host, kept for the Set's life so its
-// tokens are reused.
-func (s *Set) Resolve(img Image) (*Instance, error) {
-	// The Set never changes, so neither does the instance of a host: with
+// Resolve picks the instance that serves an image. Among the instances
+// that serve its host, the one with the longest repositories pattern that
+// matches its repository wins (an instance limited to repositories serves
+// no other); then a configured instance before a default one, one narrowed
+// to a region before one that is not, and the first by name. An image
+// nobody serves gets an implicit, anonymous custom instance for its host,
+// kept for the Set's life so its tokens are reused.
+func (s *Set) Resolve(img Image) (*Instance, error) { return s.Pick(img, "") }
+
+// Pick is Resolve for an image that may name its instance (the registry
+// of an images: entry, the tagwatch.registry label): with a name, that
+// instance, provided it exists and serves the image, else a *NamedError
+// that names both.
+func (s *Set) Pick(img Image, named string) (*Instance, error) {
+	if named != "" {
+		kind, name, _ := strings.Cut(named, ".")
+		in, ok := s.Instance(kind, name)
+		if !ok {
+			return nil, &NamedError{Image: img, Instance: named, Missing: true}
+		}
+		if err := namedServes(named, in.provider, in.Values, in.repos, img); err != nil {
+			return nil, err
+		}
+		return in, nil
+	}
+	// The Set never changes, so neither do the instances of a host: with
 	// 27 kinds and their host patterns, matching costs tens of
 	// microseconds an image, a lookup well under one.
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if in, ok := s.byHost[img.Host]; ok {
-		return in, nil
-	}
-	for _, in := range s.instances {
-		if in.Serves(img.Host) {
-			s.byHost[img.Host] = in
-			return in, nil
+	serving, ok := s.byHost[img.Host]
+	if !ok {
+		for _, in := range s.instances {
+			if in.Serves(img.Host) {
+				serving = append(serving, in)
+			}
 		}
+		s.byHost[img.Host] = serving
+	}
+	var best *Instance
+	longest := -1
+	for _, in := range serving {
+		if n, ok := in.patterns.match(img.Repository); ok && n > longest {
+			best, longest = in, n
+		}
+	}
+	if best != nil {
+		return best, nil
+	}
+	if in, ok := s.implicit[img.Host]; ok {
+		return in, nil
 	}
 	in, err := Open(s.cat, Config{
 		Kind:   "custom",
@@ -148,6 +185,6 @@ func (s *Set) Resolve(img Image) (*Instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("image %s: no registry serves %s: %w", img, img.Host, err)
 	}
-	s.byHost[img.Host] = in
+	s.implicit[img.Host] = in
 	return in, nil
 }

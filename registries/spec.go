@@ -234,6 +234,13 @@ func (s Spec) Validate(id string, in Values) (Values, error) {
 			fail("proxy", "%v", err)
 		}
 	}
+	if r := out["repositories"]; r != "" {
+		if _, err := ParseRepositories(r); err != nil {
+			for _, e := range leafErrors(err) {
+				fail("repositories", "%v", e)
+			}
+		}
+	}
 	if v, ok := out["insecure"]; ok {
 		if _, err := strconv.ParseBool(v); err != nil {
 			fail("insecure", "must be true or false, not %q", v)
@@ -278,4 +285,12 @@ func (s Spec) names() []string {
 		out[i] = v.Name
 	}
 	return out
+}
+
+// leafErrors flattens errors.Join's errors into the ones it holds.
+func leafErrors(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }

@@ -162,7 +162,7 @@ func (cy *cycle) openSessions(ctx context.Context, targets []Target) map[string]
 	var order []string
 	seen := map[string]bool{}
 	for _, t := range targets {
-		in, err := cy.set.Resolve(t.Image)
+		in, err := cy.set.Pick(t.Image, t.Options.Registry)
 		if err != nil {
 			continue
 		}
@@ -221,8 +221,9 @@ func (cy *cycle) check(ctx context.Context, t Target) Result {
 	if r.Image == "" {
 		r.Image = r.Reference
 	}
-	in, err := cy.set.Resolve(img)
+	in, err := cy.set.Pick(img, t.Options.Registry)
 	if err != nil {
+		r.Registry = t.Options.Registry
 		r.fail(err)
 		return r
 	}

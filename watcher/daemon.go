@@ -375,11 +375,15 @@ func (d *Daemon) setStatus(f func(*Status)) {
 }
 
 // recordKey names one checked thing: a reference, for one platform, from
-// one digest in use. Containers that share all three share a check.
+// one digest in use, through the registry instance it names, if any.
+// Containers that share all four share a check.
 func recordKey(t Target) string {
 	k := t.Image.Name() + ":" + t.Image.Tag + " " + t.Platform.String()
 	if t.Digest != "" {
 		k += " " + t.Digest
+	}
+	if t.Options.Registry != "" {
+		k += " via " + t.Options.Registry
 	}
 	return k
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/tagwatch/tagwatch/registries"
 )
 
 // Container labels: the config file's per-image option names under
@@ -18,6 +20,7 @@ const (
 	LabelDigest       = "tagwatch.watch.digest"
 	LabelDisplayName  = "tagwatch.display.name"
 	LabelLinkTemplate = "tagwatch.link.template"
+	LabelRegistry     = "tagwatch.registry"
 
 	labelPrefix = "tagwatch."
 )
@@ -29,6 +32,7 @@ var optionLabels = [...]string{LabelInclude, LabelExclude, LabelTransform, Label
 var knownLabels = map[string]bool{
 	LabelEnable: true, LabelInclude: true, LabelExclude: true, LabelTransform: true,
 	LabelPolicy: true, LabelDigest: true, LabelDisplayName: true, LabelLinkTemplate: true,
+	LabelRegistry: true,
 }
 
 // labelSettings are a watched container's tagwatch labels, parsed.
@@ -88,6 +92,13 @@ func parseLabels(labels map[string]string) (labelSettings, error) {
 		if len(errs) == n { // wrong only together: report it as ParseTagOptions says
 			errs = append(errs, fmt.Errorf("labels: %w", err))
 		}
+	}
+
+	if reg := labels[LabelRegistry]; reg != "" {
+		if _, _, err := registries.ParseID(reg); err != nil {
+			errs = append(errs, fmt.Errorf("label %s: %w", LabelRegistry, err))
+		}
+		opts.Registry = reg
 	}
 
 	link := labels[LabelLinkTemplate]

@@ -125,6 +125,26 @@ func TestParseLabels(t *testing.T) {
 			errs:   []string{`label tagwatch.link.template=`},
 		},
 		{
+			name:   "registry named",
+			labels: map[string]string{LabelRegistry: "hub.work"},
+			check: func(t *testing.T, s labelSettings) {
+				if s.Options.Registry != "hub.work" {
+					t.Errorf("registry = %q, want hub.work", s.Options.Registry)
+				}
+			},
+		},
+		{
+			name:   "registry without its kind",
+			labels: map[string]string{LabelRegistry: "work", LabelPolicy: "minor"},
+			errs:   []string{`label tagwatch.registry: "work" is not a registry instance: write kind.name, e.g. hub.work`},
+			not:    []string{LabelPolicy},
+		},
+		{
+			name:   "registry with capitals",
+			labels: map[string]string{LabelRegistry: "hub.Work"},
+			errs:   []string{`label tagwatch.registry: "hub.Work" is not a registry instance: its name "Work" may hold only a-z, 0-9, - and _`},
+		},
+		{
 			name:   "misspelt label",
 			labels: map[string]string{"tagwatch.tag.inclde": `^\d+$`, "tagwatch.enabled": "true"},
 			errs:   []string{"unknown label tagwatch.enabled", "unknown label tagwatch.tag.inclde"},

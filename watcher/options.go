@@ -19,6 +19,10 @@ type TagOptions struct {
 	// UpdateMajor|UpdateMinor|UpdatePatch. Patch allows patch, build and
 	// prerelease moves of the same major.minor; minor stays on the same major.
 	Policy UpdateKind
+	// Registry names the registry instance that reads the image, kind.name
+	// (registry: in images:, the tagwatch.registry label); "" lets the
+	// registry set pick it (registries.Set.Resolve).
+	Registry string
 }
 
 // Transform is "REGEX => REPLACEMENT" (Go regexp, $1 style), e.g.

@@ -32,6 +32,9 @@ type registryView struct {
 	ReadOnly bool              `json:"readOnly"`
 	Values   map[string]string `json:"values"`
 	Secrets  []string          `json:"secrets"`
+	// Repositories are the patterns of the repositories it is limited to
+	// (its repositories variable, split); none: all of its hosts'.
+	Repositories []string `json:"repositories"`
 	// NeedsSecrets names saved secrets this daemon's key cannot decrypt
 	// (the store was copied without its key): enter them again.
 	NeedsSecrets []string       `json:"needsSecrets,omitempty"`
@@ -205,6 +208,10 @@ func (s *Server) finishView(v *registryView, rec *store.Registry, tests map[stri
 	if v.Secrets == nil {
 		v.Secrets = []string{}
 	}
+	// An instance left out of the running set may hold patterns that do
+	// not parse: its tile shows the value as it is, with the others.
+	repos, _ := registries.ParseRepositories(v.Values["repositories"])
+	v.Repositories = append([]string{}, repos...)
 	def := s.isDefault(v.Kind, v.Name)
 	v.ReadOnly = v.Source == registries.SourceFile
 	v.CanEdit = v.Source == registries.SourceUI || v.Source == registries.SourceDefault

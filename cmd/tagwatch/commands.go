@@ -106,7 +106,8 @@ platform, the listen address and the secret key (TAGWATCH_SECRET_KEY or
 TAGWATCH_SECRET_KEY_FILE, when set). Prints "ok: N registries, M watchers, K
 images" and exits 0, or prints every error with its file:line (or
 environment variable) and field and exits 2. Registries saved in the UI (in
-the data file) are not checked.
+the data file) are not checked: an image whose registry: names one the
+config does not define gets a note, and serve checks it when it starts.
 
 Flags:
 `)
@@ -140,6 +141,21 @@ Flags:
 	if err := errors.Join(errs...); err != nil {
 		printErrs(stderr, err)
 		return exitUsage
+	}
+	// An image may name an instance saved in the UI, which only serve sees.
+	for i, img := range cfg.Images {
+		if img.Registry == "" {
+			continue
+		}
+		ref, err := registries.ParseImage(img.Image)
+		if err != nil {
+			continue
+		}
+		if found, _ := cat.CheckNamed(cfg.Registries, img.Registry, ref); !found {
+			field := fmt.Sprintf("images[%d].registry", i)
+			fmt.Fprintf(stdout, "note: %s: %s: %s is not in the config file or the environment; serve checks that it is saved in the UI and serves %s\n",
+				cfg.Where(field), field, img.Registry, ref.Name())
+		}
 	}
 	fmt.Fprintf(stdout, "ok: %s, %s, %s\n", plural(len(set.Instances()), "registry", "registries"),
 		plural(len(cfg.Watchers), "watcher", "watchers"), plural(len(cfg.Images), "image", "images"))

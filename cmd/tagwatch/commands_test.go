@@ -79,7 +79,7 @@ func TestUsageErrors(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	out, errOut, code := tagwatch(t, nil, "config", "validate", "--config", "../../config.example.yml")
-	if code != 0 || out != "ok: 13 registries, 1 watcher, 4 images\n" {
+	if code != 0 || out != "ok: 14 registries, 1 watcher, 6 images\n" {
 		t.Errorf("the example: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
 

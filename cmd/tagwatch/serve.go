@@ -106,6 +106,12 @@ Flags:
 		fmt.Fprintf(stderr, "tagwatch: %v\n", err)
 		return exitUsage
 	}
+	// An image of the config that names its instance: now that the UI's
+	// instances are open too, that instance must exist and serve it.
+	if err := cfg.CheckImageRegistries(live.Set()); err != nil {
+		printErrs(stderr, err)
+		return exitUsage
+	}
 	sources, err := watchSources(cfg, environ, *plat, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "tagwatch: %v\n", err)

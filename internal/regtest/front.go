@@ -2,6 +2,8 @@ package regtest
 
 import (
 	"crypto/tls"
+	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -39,6 +41,14 @@ type FrontRequest struct {
 	// To is "registry", "token", or "" when the Front served nothing there
 	// (404): a client that ignored the prefix shows up as "".
 	To string
+	// User is who the request says it comes from: the user of Basic
+	// credentials, or the subject of a bearer token this package's Issuer
+	// signed; "" without credentials. It is the registry's view of which
+	// credentials fetched what (the registry's own log names the user only
+	// of failed requests).
+	User string
+	// Status is what the Front answered.
+	Status int
 }
 
 // Front is an HTTP(S) server in front of a Registry that serves its API
@@ -88,8 +98,11 @@ func (r *Registry) Front(t testing.TB, o FrontOptions) *Front {
 		}
 	}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		rec := FrontRequest{Method: req.Method, Host: req.Host, Path: req.URL.Path}
+		rec := FrontRequest{Method: req.Method, Host: req.Host, Path: req.URL.Path, User: identity(req)}
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		w = sw
 		defer func() {
+			rec.Status = sw.status
 			f.mu.Lock()
 			f.log = append(f.log, rec)
 			f.mu.Unlock()
@@ -153,4 +166,29 @@ func (f *Front) Log() []FrontRequest {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]FrontRequest(nil), f.log...)
+}
+
+// identity reads who a request says it is from: Basic credentials' user, or
+// a bearer JWT's subject. The token is not verified: the Front only reports
+// what the registry behind it will check.
+func identity(req *http.Request) string {
+	if user, _, ok := req.BasicAuth(); ok {
+		return user
+	}
+	tok, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return ""
+	}
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return "(opaque bearer token)"
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	var claims struct {
+		Sub string `json:"sub"`
+	}
+	if err != nil || json.Unmarshal(payload, &claims) != nil {
+		return "(unreadable bearer token)"
+	}
+	return claims.Sub
 }

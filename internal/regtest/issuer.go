@@ -402,3 +402,7 @@ func (w *statusWriter) WriteHeader(status int) {
 	w.status = status
 	w.ResponseWriter.WriteHeader(status)
 }
+
+// Unwrap lets http.ResponseController reach the writer underneath (a
+// reverse proxy's flushes).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

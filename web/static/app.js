@@ -129,8 +129,9 @@
       const fresh = doc.getElementById(id), old = document.getElementById(id);
       if (fresh && old) old.replaceWith(document.adoptNode(fresh));
     }
+    // The fresh rows now live in this document, no longer in doc.
     const empty = document.getElementById("no-images");
-    if (empty && doc.querySelector("#image-rows tr")) empty.remove();
+    if (empty && document.querySelector("#image-rows tr")) empty.remove();
     resort();
     applyFilter();
   }
