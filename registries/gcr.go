@@ -20,7 +20,8 @@ import (
 type GCR struct {
 	// TokenURL overrides Google's token endpoint; tests point it at a local one.
 	TokenURL string
-	// HTTPClient carries the token requests (nil: http.DefaultClient).
+	// HTTPClient carries the token requests (nil: the instance's transport,
+	// with its deadlines and size caps).
 	HTTPClient *http.Client
 }
 
@@ -49,7 +50,7 @@ func (GCR) Serves(_ Values, host string) bool {
 	return host == "gcr.io" || strings.HasSuffix(host, ".gcr.io") || strings.HasSuffix(host, "-docker.pkg.dev")
 }
 
-func (g GCR) Keychain(v Values, _ http.RoundTripper) (authn.Keychain, error) {
+func (g GCR) Keychain(v Values, rt http.RoundTripper) (authn.Keychain, error) {
 	if !v.Has("clientemail") {
 		return anonymous, nil
 	}
@@ -67,10 +68,13 @@ func (g GCR) Keychain(v Values, _ http.RoundTripper) (authn.Keychain, error) {
 	if g.TokenURL != "" {
 		cfg.TokenURL = g.TokenURL
 	}
-	ctx := context.Background()
+	// The token source has no context of its own, so the instance's
+	// transport is what bounds a token request in time and size.
+	client := &http.Client{Transport: rt}
 	if g.HTTPClient != nil {
-		ctx = context.WithValue(ctx, oauth2.HTTPClient, g.HTTPClient)
+		client = g.HTTPClient
 	}
+	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, client)
 	// Refresh five minutes before expiry, so a token never dies mid-cycle.
 	ts := oauth2.ReuseTokenSourceWithExpiry(nil, cfg.TokenSource(ctx), 5*time.Minute)
 	return staticKeychain{gcrAuth{ts}}, nil

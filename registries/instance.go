@@ -2,8 +2,10 @@ package registries
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"net/url"
@@ -57,6 +59,7 @@ type Instance struct {
 	rt       http.RoundTripper // the instrumented transport under every request
 	puller   *remote.Puller
 	stats    *Stats
+	limits   Limits
 }
 
 // Options tune how instances reach registries.
@@ -67,6 +70,9 @@ type Options struct {
 	Platform v1.Platform
 	// Warn receives non-fatal remarks, e.g. TLS verification turned off.
 	Warn func(instance, msg string)
+	// Limits bound each request's time and each answer's size (zero
+	// fields: the defaults).
+	Limits Limits
 }
 
 // Open validates a config against its kind and connects it. Nothing goes on
@@ -97,7 +103,8 @@ func Open(cat Catalog, c Config, o Options) (*Instance, error) {
 		o.Warn(c.ID(), "TLS certificate verification is off (insecure: true)")
 	}
 	stats := &Stats{}
-	rt := &instrumented{next: base, stats: stats, pings: newPingCache(10 * time.Minute), maxWait: time.Minute}
+	limits := o.Limits.WithDefaults()
+	rt := &instrumented{next: &bounded{next: base, limits: limits}, stats: stats, pings: newPingCache(10 * time.Minute), maxWait: time.Minute}
 	// A configured url's scheme is the admin's word; an implicit instance's
 	// "https://" is a guess, and go-containerregistry's fallback to http
 	// is what lets it reach a plain-HTTP registry on a private address.
@@ -138,6 +145,7 @@ func Open(cat Catalog, c Config, o Options) (*Instance, error) {
 		rt:       rt,
 		puller:   puller,
 		stats:    stats,
+		limits:   limits,
 	}, nil
 }
 
@@ -243,17 +251,50 @@ func (in *Instance) Session(ctx context.Context, host string, repositories []str
 }
 
 // Tags lists every tag of the image's repository, following pagination to
-// the end.
+// the end, within the instance's page and byte limits.
 func (in *Instance) Tags(ctx context.Context, img Image) ([]string, error) {
 	repo, err := in.repo(img)
 	if err != nil {
 		return nil, err
 	}
-	tags, err := in.puller.List(ctx, repo)
+	// The pages draw on one byte allowance (the transport enforces it as
+	// they stream in), so a long list is cut off however it is paged.
+	ctx, _ = withTagBudget(ctx, in.limits.TagListBytes)
+	lister, err := in.puller.Lister(ctx, repo)
 	if err != nil {
-		return nil, in.explain(img, "list tags", err)
+		return nil, in.tagsError(img, 1, err)
+	}
+	tags := []string{}
+	for pages := 0; lister.HasNext(); {
+		if pages == in.limits.TagPages {
+			return nil, fmt.Errorf("image %s: list tags via %s: %s: the tag list of %s exceeds %d pages (limits.tagpages); its Link header goes on and on",
+				img, in.ID(), img.Host, img.Repository, in.limits.TagPages)
+		}
+		page, err := lister.Next(ctx)
+		pages++
+		if err != nil {
+			return nil, in.tagsError(img, pages, err)
+		}
+		tags = append(tags, page.Tags...)
 	}
 	return tags, nil
+}
+
+// tagsError says which limit a tag list broke, or that it was not a tag list.
+func (in *Instance) tagsError(img Image, page int, err error) error {
+	var (
+		bl  *BodyLimitError
+		syn *json.SyntaxError
+		typ *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &bl) && bl.TagList:
+		return fmt.Errorf("image %s: list tags via %s: %s: the tag list of %s exceeds %s (limits.taglist); stopped reading at page %d",
+			img, in.ID(), img.Host, img.Repository, Bytes(bl.Limit), page)
+	case errors.As(err, &syn), errors.As(err, &typ), errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("image %s: list tags via %s: %s sent a tag list (page %d) that is not valid JSON: %w", img, in.ID(), img.Host, page, err)
+	}
+	return in.explain(img, "list tags", err)
 }
 
 // Descriptor is what a HEAD on a tag says: the digest it points at and
@@ -362,6 +403,15 @@ func (in *Instance) Test(ctx context.Context, host, repository string) error {
 // ErrUnauthorized marks a registry that refused the credentials (or their absence).
 var ErrUnauthorized = errors.New("unauthorized")
 
+// ErrNotFound marks a repository, tag or manifest the registry does not have.
+var ErrNotFound = errors.New("not found")
+
+// notFound is a registry's 404, which errors.Is finds as ErrNotFound.
+type notFound struct{ error }
+
+func (notFound) Is(target error) bool { return target == ErrNotFound }
+func (e notFound) Unwrap() error      { return e.error }
+
 // explain turns a go-containerregistry error into one an admin can act on.
 func (in *Instance) explain(img Image, op string, err error) error {
 	var te *transport.Error
@@ -383,7 +433,7 @@ func (in *Instance) explain(img Image, op string, err error) error {
 			}
 			return fmt.Errorf("image %s: %s: registry %s refused the credentials of %s: %w: %v", img, op, img.Host, in.ID(), ErrUnauthorized, err)
 		case http.StatusNotFound:
-			return fmt.Errorf("image %s: %s: not found on %s: %w", img, op, img.Host, err)
+			return fmt.Errorf("image %s: %s: not found on %s: %w", img, op, img.Host, notFound{err})
 		}
 	}
 	return fmt.Errorf("image %s: %s via %s: %w", img, op, in.ID(), err)

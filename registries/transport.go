@@ -2,6 +2,7 @@ package registries
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -21,7 +22,8 @@ import (
 // NewTransport is the one HTTP transport every instance shares, so that
 // connections to a registry are reused across images and cycles. Timeouts
 // are set on every stage: a registry that stops answering must not hold a
-// worker forever.
+// worker forever. Each instance bounds the whole of each request, body
+// included, above it (bounded.go).
 func NewTransport() *http.Transport {
 	return &http.Transport{
 		Proxy: http.ProxyFromEnvironment,
@@ -216,6 +218,7 @@ type instrumented struct {
 
 	mu         sync.Mutex
 	pauseUntil time.Time // after a 429, every request to the instance waits
+	throttled  int       // 429 answers in a row, for the error when a wait is cut short
 }
 
 // maxRetries bounds the retries of one request after 429s.
@@ -254,6 +257,7 @@ func (t *instrumented) RoundTrip(r *http.Request) (*http.Response, error) {
 		if res.StatusCode >= 400 && !(class == RequestPing && res.StatusCode == http.StatusUnauthorized) {
 			t.stats.countError(strconv.Itoa(res.StatusCode))
 		}
+		t.countThrottled(res.StatusCode == http.StatusTooManyRequests)
 		if res.StatusCode != http.StatusTooManyRequests || attempt == maxRetries {
 			break
 		}
@@ -290,6 +294,16 @@ func (t *instrumented) pause(wait time.Duration) {
 	t.mu.Unlock()
 }
 
+func (t *instrumented) countThrottled(is429 bool) {
+	t.mu.Lock()
+	if is429 {
+		t.throttled++
+	} else {
+		t.throttled = 0
+	}
+	t.mu.Unlock()
+}
+
 func (t *instrumented) waitPause(r *http.Request) error {
 	t.mu.Lock()
 	d := time.Until(t.pauseUntil)
@@ -303,9 +317,29 @@ func (t *instrumented) waitPause(r *http.Request) error {
 	case <-timer.C:
 		return nil
 	case <-r.Context().Done():
-		return r.Context().Err()
+		// Say why the request was waiting: a registry that answers 429
+		// forever ends in the image's deadline, and the deadline alone
+		// would not tell the admin what held it.
+		t.mu.Lock()
+		n := t.throttled
+		t.mu.Unlock()
+		return &ThrottledError{Host: r.URL.Host, Answers: n, Cause: context.Cause(r.Context())}
 	}
 }
+
+// ThrottledError is a request given up while the registry was asking, with
+// 429 Too Many Requests, to wait.
+type ThrottledError struct {
+	Host    string
+	Answers int // 429 answers in a row
+	Cause   error
+}
+
+func (e *ThrottledError) Error() string {
+	return fmt.Sprintf("%s kept answering 429 Too Many Requests (%d times in a row); gave up waiting: %v", e.Host, e.Answers, e.Cause)
+}
+
+func (e *ThrottledError) Unwrap() error { return e.Cause }
 
 // retryAfter reads a Retry-After header (seconds or an HTTP date); without
 // one it backs off exponentially from one second.

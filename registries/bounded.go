@@ -1,0 +1,260 @@
+package registries
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Limits bound what one registry can cost the daemon: the time of a request
+// and the size of what it sends back. A registry is outside tagwatch's
+// control; whatever it does, a check ends and memory stays bounded.
+type Limits struct {
+	// Request bounds one request from the first byte out to the last byte
+	// of its body in: dial, TLS, headers and body together. It is per
+	// request on the wire, so a 429 retry or the next tag page gets a fresh
+	// one; what bounds them all is the image's deadline (watcher).
+	Request time.Duration
+	// TagPages bounds the pages of one tag list (`Link` headers followed).
+	TagPages int
+	// TagListBytes bounds the bytes of one tag list, all its pages together.
+	TagListBytes int64
+}
+
+// The defaults, and why:
+const (
+	// DefaultRequestTimeout: a registry request is a few KiB (a manifest,
+	// a page of tags, a token); one that has not fully arrived in 30 s is
+	// not coming. It was already the response-header timeout.
+	DefaultRequestTimeout = 30 * time.Second
+	// DefaultTagPages: registries send 100 to 1,000 tags a page; 10,000
+	// pages is far past any real repository and ends a Link loop.
+	DefaultTagPages = 10_000
+	// DefaultTagListBytes: Docker Hub's largest repositories list a few
+	// hundred KiB of tags; 16 MiB is 40 times that and still bounds memory.
+	DefaultTagListBytes = 16 << 20
+	// MaxBody caps every other body read from a registry (manifests, tokens,
+	// errors, credential services): the distribution registry refuses
+	// manifests over 4 MiB, so no real answer is larger.
+	MaxBody = 4 << 20
+)
+
+// WithDefaults fills the zero fields with the defaults.
+func (l Limits) WithDefaults() Limits {
+	if l.Request <= 0 {
+		l.Request = DefaultRequestTimeout
+	}
+	if l.TagPages <= 0 {
+		l.TagPages = DefaultTagPages
+	}
+	if l.TagListBytes <= 0 {
+		l.TagListBytes = DefaultTagListBytes
+	}
+	return l
+}
+
+// RequestTimeoutError is a request that did not complete, body included,
+// within Limits.Request. It is a context.DeadlineExceeded, so retry logic
+// (go-containerregistry's included) does not repeat it.
+type RequestTimeoutError struct {
+	Host, Method, Path string
+	Limit              time.Duration
+	BodyRead           int64 // bytes of the body that did arrive; -1: no answer at all
+}
+
+func (e *RequestTimeoutError) Error() string {
+	got := "no answer"
+	if e.BodyRead >= 0 {
+		got = "headers and " + Bytes(e.BodyRead) + " of the body"
+	}
+	return fmt.Sprintf("%s: %s %s did not complete within the %s request deadline (%s arrived)",
+		e.Host, e.Method, e.Path, Duration(e.Limit), got)
+}
+
+func (e *RequestTimeoutError) Unwrap() error { return context.DeadlineExceeded }
+
+// BodyLimitError is a body larger than its cap: MaxBody, or what is left of
+// a tag list's Limits.TagListBytes.
+type BodyLimitError struct {
+	Host, Path string
+	Limit      int64
+	TagList    bool // the cap is the tag list's, across its pages
+}
+
+func (e *BodyLimitError) Error() string {
+	if e.TagList {
+		return fmt.Sprintf("%s: the tag list exceeds %s (limits.taglist)", e.Host, Bytes(e.Limit))
+	}
+	return fmt.Sprintf("%s: the answer to %s exceeds %s; no registry answer is that large", e.Host, e.Path, Bytes(e.Limit))
+}
+
+// bounded sits right above the wire: each request gets its own deadline,
+// which covers the body too (it is read after RoundTrip returns, so the
+// deadline ends when the body is read to its end or closed), and each body
+// is capped as it streams, never buffered first and checked after.
+type bounded struct {
+	next   http.RoundTripper
+	limits Limits
+}
+
+// maxRedirects is net/http's own default, which go-containerregistry's
+// redirect policy (same host always allowed) does not keep: a registry
+// redirecting to itself in a loop would be followed until a deadline.
+const maxRedirects = 10
+
+// RedirectLoopError is a request redirected more than maxRedirects times.
+type RedirectLoopError struct {
+	Host string
+	Hops int
+}
+
+func (e *RedirectLoopError) Error() string {
+	return fmt.Sprintf("%s redirected the request %d times without an answer (a redirect loop); gave up", e.Host, e.Hops)
+}
+
+func (b *bounded) RoundTrip(r *http.Request) (*http.Response, error) {
+	// A redirected request carries the response that redirected it, which
+	// carries its own request, and so on back to the first.
+	hops := 0
+	for prev := r.Response; prev != nil && prev.Request != nil; prev = prev.Request.Response {
+		hops++
+	}
+	if hops > maxRedirects {
+		return nil, &RedirectLoopError{Host: r.URL.Host, Hops: hops}
+	}
+	timeout := &RequestTimeoutError{Host: r.URL.Host, Method: r.Method, Path: r.URL.Path, Limit: b.limits.Request, BodyRead: -1}
+	ctx, cancel := context.WithTimeoutCause(r.Context(), b.limits.Request, timeout)
+	res, err := b.next.RoundTrip(r.WithContext(ctx))
+	if err != nil {
+		cancel()
+		return nil, ctxError(ctx, err)
+	}
+	body := &boundedBody{rc: res.Body, ctx: ctx, cancel: cancel, timeout: timeout, host: r.URL.Host, path: r.URL.Path, left: MaxBody, limit: MaxBody}
+	if classify(r) == RequestTags {
+		body.left, body.limit = b.limits.TagListBytes, b.limits.TagListBytes
+		body.list = tagBudgetFrom(r.Context())
+		if body.list != nil {
+			body.left = body.list.Load()
+		}
+	}
+	res.Body = body
+	return res, nil
+}
+
+// ctxError puts the reason a request's context ended (its own deadline, the
+// image's, the cycle's, a shutdown) in place of a bare context error.
+// net/http already returns the cause; a wrapper in between may not. Any
+// other error stands: it happened before, or regardless of, the end.
+func ctxError(ctx context.Context, err error) error {
+	if ctx.Err() == nil {
+		return err
+	}
+	cause := context.Cause(ctx)
+	if errors.Is(err, cause) {
+		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return cause
+	}
+	return err
+}
+
+// tagBudget is what remains of one tag list's byte allowance; the pages of
+// the list draw on it in turn.
+type tagBudget = atomic.Int64
+
+type tagBudgetKey struct{}
+
+func withTagBudget(ctx context.Context, n int64) (context.Context, *tagBudget) {
+	b := new(tagBudget)
+	b.Store(n)
+	return context.WithValue(ctx, tagBudgetKey{}, b), b
+}
+
+func tagBudgetFrom(ctx context.Context) *tagBudget {
+	b, _ := ctx.Value(tagBudgetKey{}).(*tagBudget)
+	return b
+}
+
+type boundedBody struct {
+	rc      io.ReadCloser
+	ctx     context.Context
+	cancel  context.CancelFunc
+	timeout *RequestTimeoutError
+	host    string
+	path    string
+	left    int64      // bytes this body may still deliver
+	limit   int64      // the cap, for the error
+	list    *tagBudget // a tag list's allowance across pages, or nil
+	read    int64
+	err     error // sticky, once the cap is passed
+}
+
+func (b *boundedBody) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	// One byte beyond the cap tells a body that is too large from one
+	// that is exactly at it.
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.rc.Read(p)
+	if int64(n) > b.left {
+		n = int(b.left)
+		b.err = &BodyLimitError{Host: b.host, Path: b.path, Limit: b.limit, TagList: b.list != nil}
+		err = b.err
+		b.cancel()
+	}
+	b.left -= int64(n)
+	b.read += int64(n)
+	if b.list != nil {
+		b.list.Add(-int64(n))
+	}
+	switch {
+	case err == io.EOF:
+		b.cancel() // the answer is complete: its deadline no longer matters
+	case err != nil && b.err == nil && b.ctx.Err() != nil:
+		b.timeout.BodyRead = b.read
+		err = ctxError(b.ctx, err)
+	}
+	return n, err
+}
+
+func (b *boundedBody) Close() error {
+	b.cancel()
+	return b.rc.Close()
+}
+
+// Bytes writes a byte count the way the settings take it: 16 MiB, 512 KiB, 100 B.
+func Bytes(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return strconv.FormatInt(n>>20, 10) + " MiB"
+	case n >= 1<<20:
+		return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return strconv.FormatInt(n>>10, 10) + " KiB"
+	case n >= 1<<10:
+		return strconv.FormatFloat(float64(n)/(1<<10), 'f', 1, 64) + " KiB"
+	}
+	return strconv.FormatInt(n, 10) + " B"
+}
+
+// Duration writes a duration without the zero units Go adds: 30m, 2m, 1h, 1m30s, 1.5s.
+func Duration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
