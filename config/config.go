@@ -32,6 +32,8 @@ type Config struct {
 	Platform string
 	// Notifiers are the `notifiers:` entries, validated, sorted by name.
 	Notifiers []*notify.Spec
+	// Limits bound registry requests, image checks and cycles.
+	Limits Limits
 
 	// notifiers are their settings as read (file, then environment), by name.
 	notifiers map[string]map[string]string
@@ -131,7 +133,7 @@ func (e *Error) Error() string { return fmt.Sprintf("%s: %s: %s", e.Origin, e.Fi
 
 // Default is the configuration with nothing configured.
 func Default() *Config {
-	return &Config{Watchers: map[string]Watcher{}, Platform: "linux/amd64", Web: Web{Listen: "127.0.0.1:8080"}, where: map[string]Origin{}}
+	return &Config{Watchers: map[string]Watcher{}, Platform: "linux/amd64", Web: Web{Listen: "127.0.0.1:8080"}, Limits: DefaultLimits(), where: map[string]Origin{}}
 }
 
 // Load reads path (may be "" for none) and then the environment, and
@@ -163,6 +165,7 @@ type file struct {
 	Notifiers  yaml.Node          `yaml:"notifiers"`
 	Web        Web                `yaml:"web"`
 	Platform   string             `yaml:"platform"`
+	Limits     yaml.Node          `yaml:"limits"`
 }
 
 func (c *Config) parse(path string, data []byte, cat registries.Catalog) error {
@@ -179,6 +182,9 @@ func (c *Config) parse(path string, data []byte, cat registries.Catalog) error {
 	}
 	if f.Notifiers.Kind != 0 {
 		errs = append(errs, c.parseNotifiers(path, &f.Notifiers)...)
+	}
+	if f.Limits.Kind != 0 {
+		errs = append(errs, c.parseLimits(path, &f.Limits)...)
 	}
 	for name, w := range f.Watchers {
 		c.Watchers[name] = w
@@ -333,6 +339,7 @@ func (c *Config) validate(cat registries.Catalog) error {
 		}
 	}
 	errs = append(errs, c.validateWatchers()...)
+	errs = append(errs, c.validateLimits()...)
 	errs = append(errs, c.validateNotifiers()...)
 	return errors.Join(errs...)
 }

@@ -16,7 +16,8 @@ const EnvPrefix = "TAGWATCH_"
 
 // applyEnv lays the environment over the file: TAGWATCH_REGISTRY_<KIND>_<NAME>_<VAR>,
 // TAGWATCH_NOTIFIER_<NAME>_<SETTING>, TAGWATCH_WATCHER_<NAME>_<SETTING>,
-// TAGWATCH_IMAGES, TAGWATCH_CRON, TAGWATCH_WEB_*, TAGWATCH_PLATFORM. A
+// TAGWATCH_IMAGES, TAGWATCH_CRON, TAGWATCH_WEB_*, TAGWATCH_PLATFORM,
+// TAGWATCH_LIMITS_<SETTING>. A
 // variable ending in _FILE reads its value from that file (Docker secrets).
 func (c *Config) applyEnv(environ []string, cat registries.Catalog) error {
 	sort.Strings(environ) // deterministic order of errors
@@ -43,6 +44,10 @@ func (c *Config) applyEnv(environ []string, cat registries.Catalog) error {
 			}
 		case strings.HasPrefix(name, "NOTIFIER_"):
 			if err := c.envNotifier(origin, strings.TrimPrefix(name, "NOTIFIER_"), val); err != nil {
+				errs = append(errs, err)
+			}
+		case strings.HasPrefix(name, "LIMITS_"):
+			if err := c.setLimit(origin, strings.ToLower(strings.TrimPrefix(name, "LIMITS_")), val); err != nil {
 				errs = append(errs, err)
 			}
 		case strings.HasPrefix(name, "WATCHER_"):
@@ -143,6 +148,9 @@ func envField(name string) string {
 			return section + rest[:cut] + "." + rest[cut+1:]
 		}
 		return section + rest
+	}
+	if rest, ok := strings.CutPrefix(lower, "limits_"); ok {
+		return "limits." + rest
 	}
 	if rest, ok := strings.CutPrefix(lower, "web_auth_"); ok {
 		return "web.auth." + rest

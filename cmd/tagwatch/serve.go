@@ -127,7 +127,7 @@ Flags:
 	met := metrics.New(metrics.Options{Registries: live.Set, Store: st, Notifiers: notifiers.Status, Log: log})
 	d := &watcher.Daemon{
 		Sources:  sources,
-		Checker:  &watcher.Checker{Registries: live.Set, Observe: met.ObserveCheck},
+		Checker:  &watcher.Checker{Registries: live.Set, Observe: met.ObserveCheck, ImageTimeout: cfg.Limits.Image, CycleTimeout: cfg.Limits.Cycle},
 		Store:    st,
 		Log:      log,
 		Platform: *plat,
@@ -204,6 +204,7 @@ func openRegistries(st *store.Store, cat registries.Catalog, cfg *config.Config,
 	opts := registries.Options{
 		Platform: plat,
 		Warn:     func(id, msg string) { log.Warn(msg, "registry", id) },
+		Limits:   cfg.Limits.Registries(),
 	}
 	saved, err := st.Registries()
 	if err != nil {

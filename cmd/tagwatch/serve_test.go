@@ -53,6 +53,12 @@ func startServe(t *testing.T, args ...string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestServeProcess$")
 	cmd.Env = append(os.Environ(), "TWTEST_SERVE_ARGS="+strings.Join(append([]string{"serve"}, args...), "\x1f"))
+	return startChild(t, cmd)
+}
+
+// startChild starts cmd, a `tagwatch serve`, and waits until it listens.
+func startChild(t *testing.T, cmd *exec.Cmd) *child {
+	t.Helper()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
