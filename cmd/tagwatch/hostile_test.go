@@ -131,7 +131,7 @@ func TestBadDay(t *testing.T) {
 	t.Logf("serve listening after %v; healthy images served after %v; status then: %s", started.Round(time.Millisecond), healthyAfter.Round(time.Millisecond), during.Summary)
 	waitsForSlow := false
 	for _, w := range during.Waiting {
-		waitsForSlow = waitsForSlow || (w.Host == slow && w.Registry == "custom.slow" && w.InFlight == 4 && w.Queued == 8)
+		waitsForSlow = waitsForSlow || (w.Host == slow && w.Registry == "custom.slow" && w.InFlight == 4 && w.Queued > 0)
 	}
 	if !during.Running || !waitsForSlow || !strings.Contains(during.Summary, slow+" (4 images for ") {
 		t.Errorf("when the healthy images were served the cycle was not waiting for %s: running=%v, waiting %+v, summary %q", slow, during.Running, during.Waiting, during.Summary)
