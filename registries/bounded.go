@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -37,8 +39,10 @@ const (
 	// pages is far past any real repository and ends a Link loop.
 	DefaultTagPages = 10_000
 	// DefaultTagListBytes: Docker Hub's largest repositories list a few
-	// hundred KiB of tags; 16 MiB is 40 times that and still bounds memory.
-	DefaultTagListBytes = 16 << 20
+	// hundred KiB of tags; 8 MiB (some 600,000 tags) is 20 times that.
+	// Reading a list costs about 2.5 times its size in memory (see
+	// largeLists), so 8 MiB keeps a hostile list to some 20 MiB.
+	DefaultTagListBytes = 8 << 20
 	// MaxBody caps every other body read from a registry (manifests, tokens,
 	// errors, credential services): the distribution registry refuses
 	// manifests over 4 MiB, so no real answer is larger.
@@ -140,7 +144,7 @@ func (b *bounded) RoundTrip(r *http.Request) (*http.Response, error) {
 		body.left, body.limit = b.limits.TagListBytes, b.limits.TagListBytes
 		body.list = tagBudgetFrom(r.Context())
 		if body.list != nil {
-			body.left = body.list.Load()
+			body.left = body.list.left.Load()
 		}
 	}
 	res.Body = body
@@ -165,21 +169,77 @@ func ctxError(ctx context.Context, err error) error {
 	return err
 }
 
-// tagBudget is what remains of one tag list's byte allowance; the pages of
-// the list draw on it in turn.
-type tagBudget = atomic.Int64
+// largeTagList is where a tag list stops being small: about 20,000 tags.
+// Few repositories anywhere have that many; past it, a list must hold the
+// large-list gate to read on (it waits, it is not refused).
+const largeTagList = 256 << 10
+
+// largeLists lets one tag list at a time grow past largeTagList. Reading a
+// list costs about 2.5 times its size in memory (go-containerregistry
+// decodes each page from one buffer, and the tags are kept), so an 8 MiB
+// list takes some 20 MiB; several at once, from a registry with several
+// huge repositories or from several registries, would add up past any
+// bound. In turn, they cost one list's worth whatever registries send.
+// Every instance opened with the same Options shares one gate.
+type largeLists chan struct{}
+
+func newLargeLists() largeLists { return make(largeLists, 1) }
+
+// tagBudget is one tag list's allowance: the bytes it may still read (its
+// pages draw on it in turn) and whether it holds the large-list gate.
+type tagBudget struct {
+	left  atomic.Int64
+	read  atomic.Int64
+	gate  largeLists
+	mu    sync.Mutex
+	holds bool
+}
 
 type tagBudgetKey struct{}
 
-func withTagBudget(ctx context.Context, n int64) (context.Context, *tagBudget) {
-	b := new(tagBudget)
-	b.Store(n)
+func withTagBudget(ctx context.Context, n int64, gate largeLists) (context.Context, *tagBudget) {
+	b := &tagBudget{gate: gate}
+	b.left.Store(n)
 	return context.WithValue(ctx, tagBudgetKey{}, b), b
 }
 
 func tagBudgetFrom(ctx context.Context) *tagBudget {
 	b, _ := ctx.Value(tagBudgetKey{}).(*tagBudget)
 	return b
+}
+
+// grow waits for the large-list gate once the list is past largeTagList.
+func (b *tagBudget) grow(ctx context.Context) error {
+	if b.gate == nil || b.read.Load() < largeTagList {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.holds {
+		return nil
+	}
+	select {
+	case b.gate <- struct{}{}:
+		b.holds = true
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// done releases the gate when the list is read (or given up). It first
+// collects the garbage the list left (its pages' decode buffers, tens of
+// MiB): left to the collector's own pace, the next large list would grow on
+// top of them and the process to twice the size. Large lists are rare;
+// one collection each costs milliseconds.
+func (b *tagBudget) done() {
+	b.mu.Lock()
+	if b.holds {
+		runtime.GC()
+		<-b.gate
+		b.holds = false
+	}
+	b.mu.Unlock()
 }
 
 type boundedBody struct {
@@ -200,6 +260,12 @@ func (b *boundedBody) Read(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
+	if b.list != nil {
+		if err := b.list.grow(b.ctx); err != nil {
+			b.timeout.BodyRead = b.read
+			return 0, fmt.Errorf("%s: gave up waiting to read the tag list past %s while another large one was read: %w", b.host, Bytes(largeTagList), err)
+		}
+	}
 	// One byte beyond the cap tells a body that is too large from one
 	// that is exactly at it.
 	if int64(len(p)) > b.left+1 {
@@ -215,7 +281,8 @@ func (b *boundedBody) Read(p []byte) (int, error) {
 	b.left -= int64(n)
 	b.read += int64(n)
 	if b.list != nil {
-		b.list.Add(-int64(n))
+		b.list.left.Add(-int64(n))
+		b.list.read.Add(int64(n))
 	}
 	switch {
 	case err == io.EOF:

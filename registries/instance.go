@@ -60,6 +60,7 @@ type Instance struct {
 	puller   *remote.Puller
 	stats    *Stats
 	limits   Limits
+	large    largeLists // shared by the instances of the same Options
 }
 
 // Options tune how instances reach registries.
@@ -73,6 +74,10 @@ type Options struct {
 	// Limits bound each request's time and each answer's size (zero
 	// fields: the defaults).
 	Limits Limits
+
+	// large is the large tag list gate the instances opened with these
+	// Options share; NewSet and NewLive make one when it is nil.
+	large largeLists
 }
 
 // Open validates a config against its kind and connects it. Nothing goes on
@@ -146,6 +151,7 @@ func Open(cat Catalog, c Config, o Options) (*Instance, error) {
 		puller:   puller,
 		stats:    stats,
 		limits:   limits,
+		large:    o.large,
 	}, nil
 }
 
@@ -259,7 +265,8 @@ func (in *Instance) Tags(ctx context.Context, img Image) ([]string, error) {
 	}
 	// The pages draw on one byte allowance (the transport enforces it as
 	// they stream in), so a long list is cut off however it is paged.
-	ctx, _ = withTagBudget(ctx, in.limits.TagListBytes)
+	ctx, budget := withTagBudget(ctx, in.limits.TagListBytes, in.large)
+	defer budget.done()
 	lister, err := in.puller.Lister(ctx, repo)
 	if err != nil {
 		return nil, in.tagsError(img, 1, err)
@@ -414,6 +421,12 @@ func (e notFound) Unwrap() error      { return e.error }
 
 // explain turns a go-containerregistry error into one an admin can act on.
 func (in *Instance) explain(img Image, op string, err error) error {
+	// A wait for 429s cut short says it all; go-containerregistry's ping
+	// would say it twice, once per scheme it tried.
+	var throttled *ThrottledError
+	if errors.As(err, &throttled) {
+		return fmt.Errorf("image %s: %s via %s: %w", img, op, in.ID(), throttled)
+	}
 	var te *transport.Error
 	if errors.As(err, &te) {
 		switch te.StatusCode {

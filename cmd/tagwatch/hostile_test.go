@@ -68,7 +68,9 @@ func TestBadDay(t *testing.T) {
 		{regtest.SlowBody, "slow", 12, []string{"did not complete within the 4s request deadline (headers and",
 			"deadline passed while waiting for "}}, // the cycle's: serve's 10s, check's 9s
 		{regtest.EndlessLink, "endless", 1, []string{"exceeds 50 pages (limits.tagpages)"}},
-		{regtest.HugeTagList, "huge", 1, []string{"exceeds 16 MiB (limits.taglist)"}},
+		// Four lists of 100 MB from one registry, read by its four workers
+		// at once: memory must not add them up.
+		{regtest.HugeTagList, "huge", 4, []string{"exceeds 8 MiB (limits.taglist)"}},
 		{regtest.GarbageJSON, "garbage", 1, []string{"that is not valid JSON"}},
 		{regtest.RedirectLoop, "loop", 1, []string{"(a redirect loop)"}},
 		{regtest.TooManyRequests, "throttled", 1, []string{"kept answering 429 Too Many Requests"}},
