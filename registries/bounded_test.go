@@ -53,7 +53,9 @@ func TestHostileTagLists(t *testing.T) {
 		t.Skip("talks to hostile servers for seconds")
 	}
 	t.Parallel()
-	limits := registries.Limits{Request: time.Second, TagPages: 20, TagListBytes: 1 << 20}
+	// A request deadline long enough for a loaded CI machine under -race
+	// to read the 1 MiB the huge list may send; the slow body gets 1s.
+	limits := registries.Limits{Request: 20 * time.Second, TagPages: 20, TagListBytes: 1 << 20}
 	tests := []struct {
 		m    regtest.Misbehaviour
 		want []string // in the error
@@ -75,7 +77,11 @@ func TestHostileTagLists(t *testing.T) {
 		t.Run(string(tt.m), func(t *testing.T) {
 			t.Parallel()
 			h := regtest.StartHostile(t, tt.m)
-			in := limited(t, registries.DefaultCatalog(), "custom", registries.Values{"url": h.URL}, limits)
+			l := limits
+			if tt.m == regtest.SlowBody {
+				l.Request = time.Second
+			}
+			in := limited(t, registries.DefaultCatalog(), "custom", registries.Values{"url": h.URL}, l)
 			start := time.Now()
 			tags, err := in.Tags(safety(t), image(t, h.Host+"/team/app:1.0.0"))
 			took := time.Since(start)
@@ -192,11 +198,11 @@ func TestCredentialCallsAreBounded(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.kind, func(t *testing.T) {
-			in := limited(t, tt.cat, tt.kind, tt.vals, registries.Limits{Request: time.Second})
+			in := limited(t, tt.cat, tt.kind, tt.vals, registries.Limits{Request: 2 * time.Second})
 			start := time.Now()
 			_, err := in.Tags(safety(t), image(t, reg.Host+"/team/app:1.0.0"))
 			t.Logf("after %v: %v", time.Since(start).Round(time.Millisecond), err)
-			wantErrContains(t, err, slow.Host, "did not complete within the 1s request deadline")
+			wantErrContains(t, err, slow.Host, "did not complete within the 2s request deadline")
 		})
 	}
 }
