@@ -250,6 +250,8 @@ func (t *instrumented) RoundTrip(r *http.Request) (*http.Response, error) {
 		if res, err = t.next.RoundTrip(r); err != nil {
 			if r.Context().Err() == nil {
 				t.stats.countError("network")
+			} else if te := t.throttledError(r); te != nil {
+				return nil, te
 			}
 			return nil, err
 		}
@@ -317,14 +319,27 @@ func (t *instrumented) waitPause(r *http.Request) error {
 	case <-timer.C:
 		return nil
 	case <-r.Context().Done():
-		// Say why the request was waiting: a registry that answers 429
-		// forever ends in the image's deadline, and the deadline alone
-		// would not tell the admin what held it.
-		t.mu.Lock()
-		n := t.throttled
-		t.mu.Unlock()
-		return &ThrottledError{Host: r.URL.Host, Answers: n, Cause: context.Cause(r.Context())}
+		if te := t.throttledError(r); te != nil {
+			return te
+		}
+		return context.Cause(r.Context())
 	}
+}
+
+// throttledError says why a request whose context ended was held up when
+// the registry's last answers were 429s: a registry that answers 429
+// forever ends in the image's deadline, wherever the deadline finds the
+// request (waiting out a Retry-After here, in go-containerregistry's own
+// retry backoff, or sent again), and the deadline alone would not tell the
+// admin what held it.
+func (t *instrumented) throttledError(r *http.Request) *ThrottledError {
+	t.mu.Lock()
+	n := t.throttled
+	t.mu.Unlock()
+	if n == 0 {
+		return nil
+	}
+	return &ThrottledError{Host: r.URL.Host, Answers: n, Cause: context.Cause(r.Context())}
 }
 
 // ThrottledError is a request given up while the registry was asking, with
