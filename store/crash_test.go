@@ -18,6 +18,9 @@ import (
 const (
 	crashPathEnv  = "TAGWATCH_STORE_CRASH_PATH"
 	crashRoundEnv = "TAGWATCH_STORE_CRASH_ROUND"
+	// crashResultsEnv makes the child write each batch with one
+	// PutResults instead of PutImages then AppendHistory.
+	crashResultsEnv = "TAGWATCH_STORE_CRASH_RESULTS"
 
 	crashImages  = 200 // images per batch: one PutImages
 	crashHistory = 5   // history entries per batch: one AppendHistory
@@ -51,13 +54,21 @@ func TestCrashHelperProcess(t *testing.T) {
 		for i := range imgs {
 			imgs[i] = testImage(crashImageKey(round, batch, i), i)
 		}
-		if err := s.PutImages(imgs); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(3)
-		}
 		hist := make([]HistoryEntry, crashHistory)
 		for i := range hist {
 			hist[i] = HistoryEntry{At: time.Now(), Key: crashHistoryKey(round, batch, i)}
+		}
+		if os.Getenv(crashResultsEnv) != "" {
+			if _, err := s.PutResults(imgs, hist); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(3)
+			}
+			fmt.Printf("committed %d\n", batch)
+			continue
+		}
+		if err := s.PutImages(imgs); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(3)
 		}
 		if _, err := s.AppendHistory(hist); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -190,10 +201,10 @@ func TestCrashSafety(t *testing.T) {
 
 // killChild starts the writer on path, SIGKILLs it delay after it reported
 // afterBatches batches, and returns how many batches it reported in all.
-func killChild(t *testing.T, path string, round, afterBatches int, delay, timeout time.Duration) int {
+func killChild(t *testing.T, path string, round, afterBatches int, delay, timeout time.Duration, env ...string) int {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelperProcess$")
-	cmd.Env = append(os.Environ(), crashPathEnv+"="+path, crashRoundEnv+"="+strconv.Itoa(round))
+	cmd.Env = append(append(os.Environ(), crashPathEnv+"="+path, crashRoundEnv+"="+strconv.Itoa(round)), env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
