@@ -19,7 +19,8 @@ const (
 	crashPathEnv  = "TAGWATCH_STORE_CRASH_PATH"
 	crashRoundEnv = "TAGWATCH_STORE_CRASH_ROUND"
 	// crashResultsEnv makes the child write each batch with one
-	// PutResults instead of PutImages then AppendHistory.
+	// PutResults (with its outbox message) instead of PutImages then
+	// AppendHistory.
 	crashResultsEnv = "TAGWATCH_STORE_CRASH_RESULTS"
 
 	crashImages  = 200 // images per batch: one PutImages
@@ -59,7 +60,11 @@ func TestCrashHelperProcess(t *testing.T) {
 			hist[i] = HistoryEntry{At: time.Now(), Key: crashHistoryKey(round, batch, i)}
 		}
 		if os.Getenv(crashResultsEnv) != "" {
-			if _, err := s.PutResults(imgs, hist); err != nil {
+			// One notification per batch, in the batch's transaction.
+			route := func(saved []HistoryEntry) []OutboxMessage {
+				return []OutboxMessage{{Notifier: "phone", Updates: saved}}
+			}
+			if _, err := s.PutResults(imgs, hist, WithOutbox(route)); err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				os.Exit(3)
 			}

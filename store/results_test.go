@@ -49,6 +49,44 @@ func TestPutResults(t *testing.T) {
 	}
 }
 
+// TestPutResultsWithOutbox: the notifications of a batch's updates are
+// written in the batch's transaction, as AppendHistory's are; a message the
+// store refuses takes the batch's images and entries down with it.
+func TestPutResultsWithOutbox(t *testing.T) {
+	s := openTemp(t)
+	saved, err := s.PutResults([]Image{testImage("a", 1), testImage("b", 2)},
+		[]HistoryEntry{{Key: "a", ToTag: "2"}}, WithOutbox(routeTo("phone", "mail")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"phone", "mail"} {
+		msgs, err := s.Outbox(n)
+		if err != nil || len(msgs) != 1 || len(msgs[0].Updates) != 1 || msgs[0].Updates[0] != saved[0] || saved[0].Seq != 1 {
+			t.Fatalf("%s's outbox: %+v, %v; want one message with the saved entry %+v", n, msgs, err, saved)
+		}
+	}
+	// Images alone route nothing.
+	if _, err := s.PutResults([]Image{testImage("c", 3)}, nil, WithOutbox(routeTo("phone"))); err != nil {
+		t.Fatal(err)
+	}
+	if msgs, _ := s.Outbox("phone"); len(msgs) != 1 {
+		t.Errorf("phone has %d messages after a batch without updates, want 1", len(msgs))
+	}
+
+	bad := func(saved []HistoryEntry) []OutboxMessage {
+		return []OutboxMessage{{Notifier: "", Updates: saved}}
+	}
+	if _, err := s.PutResults([]Image{testImage("d", 4)}, []HistoryEntry{{Key: "d"}}, WithOutbox(bad)); err == nil {
+		t.Fatal("a message without a notifier was stored")
+	}
+	if _, ok, _ := s.Image("d"); ok {
+		t.Error("the image of the refused batch is stored")
+	}
+	if h, _ := s.History(0, 0); len(h) != 1 {
+		t.Errorf("history has %d entries after the refused batch, want 1", len(h))
+	}
+}
+
 // TestCrashSafetyResults kills a child writing with PutResults at
 // different moments: each batch's images and history entries are on disk
 // together or not at all, which two transactions cannot promise.
@@ -73,6 +111,10 @@ func TestCrashSafetyResults(t *testing.T) {
 			t.Fatal(err)
 		}
 		hist, err := s.History(0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs, err := s.Outbox("phone")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -110,6 +152,26 @@ func TestCrashSafetyResults(t *testing.T) {
 		}
 		if want := fmt.Sprint(batches * crashHistory); fmt.Sprint(countRound(hist, round)) != want {
 			t.Fatalf("round %d: %d history entries of this round, want %s", round, countRound(hist, round), want)
+		}
+		// Each batch's notification is there with its entries, or neither:
+		// a message per whole batch, holding exactly its entries.
+		inRound := 0
+		for _, m := range msgs {
+			if countRound(m.Updates, round) == 0 {
+				continue
+			}
+			inRound++
+			if len(m.Updates) != crashHistory {
+				t.Fatalf("round %d: a message holds %d updates, want its batch's %d", round, len(m.Updates), crashHistory)
+			}
+			for _, u := range m.Updates {
+				if !have[u.Key] || u.Seq == 0 {
+					t.Fatalf("round %d: message for %s (seq %d), whose history entry is not stored", round, u.Key, u.Seq)
+				}
+			}
+		}
+		if inRound != batches {
+			t.Fatalf("round %d: %d outbox messages for %d whole batches", round, inRound, batches)
 		}
 		t.Logf("round %d: killed after %d reported batches; %d whole batches on disk", round, reported, batches)
 	}
