@@ -280,3 +280,72 @@ func TestBytesAndDuration(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestDeadlineThroughProxy: the request deadline sits between the
+// instance's proxy handling and the wire, so a proxy that takes the request
+// and never answers ends at that deadline, and the error says the way
+// there timed out (the proxy is the admin's setting), not "could not".
+func TestRequestDeadlineThroughProxy(t *testing.T) {
+	t.Parallel()
+	stall := make(chan struct{})
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select { // holds every request, forwarded or CONNECT, until the test ends
+		case <-stall:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(func() { close(stall); proxy.Close() })
+	proxyHost := strings.TrimPrefix(proxy.URL, "http://")
+	in := limited(t, registries.DefaultCatalog(), "custom",
+		registries.Values{"url": "http://registry.test:5000", "proxy": proxy.URL}, registries.Limits{Request: time.Second})
+	start := time.Now()
+	_, err := in.Tags(safety(t), image(t, "registry.test:5000/team/app:1.0.0"))
+	t.Logf("after %v: %v", time.Since(start).Round(time.Millisecond), err)
+	if err == nil {
+		t.Fatal("a stalled proxy gave an answer")
+	}
+	wantErrContains(t, err, "Timed out after 1s waiting for registry.test:5000 through the proxy at "+proxyHost+" (custom.hostile).",
+		"no answer came within the 1s request deadline (limits.request)")
+	var pe *registries.ProxyError
+	var rte *registries.RequestTimeoutError
+	if !errors.As(err, &pe) || !errors.As(err, &rte) || registries.Explain(err).Class != registries.ClassTimeout {
+		t.Errorf("error %v: want a timeout of the request through the proxy", err)
+	}
+}
+
+// TestOnlyA404IsNotFound: the watcher takes a manifest gone from the
+// registry (its own 404) as "replaced", a digest update; nothing else may
+// read as that, however a call failed (a cap, a deadline).
+func TestOnlyA404IsNotFound(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	img, err := random.Image(256, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.ParseReference(host + "/team/app:1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	gone := "sha256:" + strings.Repeat("0", 64)
+	plat := regtest.Platform("linux/amd64")
+	in := limited(t, registries.DefaultCatalog(), "custom", registries.Values{"url": srv.URL}, registries.Limits{Request: 5 * time.Second})
+	_, err = in.PlatformDigest(safety(t), image(t, host+"/team/app:1.0.0"), gone, plat)
+	if !errors.Is(err, registries.ErrNotFound) || registries.Explain(err).Class != registries.ClassNotFound {
+		t.Errorf("a manifest the registry does not have: %v; want ErrNotFound", err)
+	}
+
+	for _, m := range []regtest.Misbehaviour{regtest.HugeManifest, regtest.SlowBody} {
+		h := regtest.StartHostile(t, m)
+		in := limited(t, registries.DefaultCatalog(), "custom", registries.Values{"url": h.URL}, registries.Limits{Request: time.Second})
+		_, err := in.PlatformDigest(safety(t), image(t, h.Host+"/team/app:1.0.0"), gone, plat)
+		if err == nil || errors.Is(err, registries.ErrNotFound) {
+			t.Errorf("%s: %v; want an error that is not ErrNotFound", m, err)
+		}
+	}
+}
