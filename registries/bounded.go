@@ -309,8 +309,15 @@ func (b *boundedBody) Read(p []byte) (int, error) {
 	case err == io.EOF:
 		b.cancel() // the answer is complete: its deadline no longer matters
 	case err != nil && b.err == nil && b.ctx.Err() != nil:
+		// The body's context ended (its deadline, the image's, the
+		// cycle's, a shutdown) while it was read. The transport reports
+		// that as a context error, or as the error of the connection it
+		// closed on the cancel ("read tcp …: use of closed network
+		// connection"), whichever comes first: either way the end is why.
 		b.timeout.BodyRead = b.read
-		err = ctxError(b.ctx, err)
+		if cause := context.Cause(b.ctx); !errors.Is(err, cause) {
+			err = cause
+		}
 	}
 	return n, err
 }

@@ -3,6 +3,9 @@ package registries
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
+	"net/http"
 	"testing"
 	"time"
 )
@@ -58,3 +61,58 @@ func TestLargeListGate(t *testing.T) {
 		t.Fatal("the gate is still taken")
 	}
 }
+
+// TestBodyReadEndedByDeadline: when a request's deadline cancels it while
+// its body is read, net/http reports the read either as a context error or
+// as the error of the connection it closed on the cancel, whichever comes
+// first (a full CI run met the second). Both must read as the request
+// deadline, with the bytes that did arrive. The body below stands in for
+// the connection so that each order is tested every time.
+func TestBodyReadEndedByDeadline(t *testing.T) {
+	closed := &net.OpError{Op: "read", Net: "tcp", Err: net.ErrClosed}
+	for _, readErr := range []error{context.DeadlineExceeded, closed} {
+		rt := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			return &http.Response{StatusCode: http.StatusOK, Request: r,
+				Body: &stallingBody{ctx: r.Context(), first: []byte("{\"na"), err: readErr}}, nil
+		})
+		b := &bounded{next: rt, limits: Limits{Request: 50 * time.Millisecond}.WithDefaults()}
+		req, err := http.NewRequest(http.MethodGet, "http://registry.test/v2/team/app/manifests/1.0", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := b.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = io.ReadAll(res.Body)
+		res.Body.Close()
+		var rte *RequestTimeoutError
+		if !errors.As(err, &rte) || rte.BodyRead != 4 || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("read ended by %v: got %v; want the request deadline with 4 bytes read", readErr, err)
+		}
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// stallingBody sends first, then nothing until its request's context ends,
+// and then fails with err.
+type stallingBody struct {
+	ctx   context.Context
+	first []byte
+	err   error
+}
+
+func (b *stallingBody) Read(p []byte) (int, error) {
+	if len(b.first) > 0 {
+		n := copy(p, b.first)
+		b.first = b.first[n:]
+		return n, nil
+	}
+	<-b.ctx.Done()
+	return 0, b.err
+}
+
+func (b *stallingBody) Close() error { return nil }
