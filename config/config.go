@@ -37,6 +37,8 @@ type Config struct {
 	// delivery of notifications.
 	History History
 	Notify  Notify
+	// Limits bound registry requests, image checks and cycles.
+	Limits Limits
 
 	// scalars are the history and notify settings as read (file, then
 	// environment), by field path; validate parses them.
@@ -181,7 +183,7 @@ func (e *Error) Error() string {
 // Default is the configuration with nothing configured.
 func Default() *Config {
 	return &Config{Watchers: map[string]Watcher{}, Platform: "linux/amd64", Web: Web{Listen: "127.0.0.1:8080"},
-		History: DefaultHistory, Notify: DefaultNotify, where: map[string]Origin{}}
+		History: DefaultHistory, Notify: DefaultNotify, Limits: DefaultLimits(), where: map[string]Origin{}}
 }
 
 // Load reads path (may be "" for none) and then the environment, and
@@ -224,6 +226,7 @@ type file struct {
 	Platform   string             `yaml:"platform"`
 	History    historyFile        `yaml:"history"`
 	Notify     notifyFile         `yaml:"notify"`
+	Limits     limitsFile         `yaml:"limits"`
 }
 
 func (c *Config) parse(path string, data []byte, cat registries.Catalog) error {
@@ -245,6 +248,7 @@ func (c *Config) parse(path string, data []byte, cat registries.Catalog) error {
 	maps.Copy(c.Watchers, f.Watchers)
 	c.Images = append(c.Images, f.Images...)
 	c.parseSections(f.History, f.Notify)
+	errs = append(errs, c.parseLimits(f.Limits)...)
 	if f.Web.Listen == "" {
 		f.Web.Listen = c.Web.Listen
 	}
@@ -377,6 +381,7 @@ func (c *Config) validate(cat registries.Catalog) error {
 		errs = append(errs, &Error{c.where["platform"], "platform", err.Error()})
 	}
 	errs = append(errs, c.validateWatchers()...)
+	errs = append(errs, c.validateLimits()...)
 	errs = append(errs, c.validateNotifiers()...)
 	errs = append(errs, c.validateWeb()...)
 	errs = append(errs, c.validateSections()...)

@@ -94,7 +94,7 @@ func TestErrorsNameFileLineAndField(t *testing.T) {
 			nil, []string{":4: registries.hub.public.user: is not a variable of hub registries"}},
 		{"unknown kind", "registries:\n  dockerhub:\n    a: {}\n", nil, []string{":2: registries.dockerhub: unknown registry kind"}},
 		{"bad name", "registries:\n  custom:\n    My.Reg: {url: http://x}\n", nil, []string{":3: registries.custom.My.Reg: instance name"}},
-		{"unknown top-level key", "registry:\n  hub: {}\n", nil, []string{":1: registry: is not a tagwatch setting (known: cron, history, images, notifiers, notify, platform, registries, watchers, web)"}},
+		{"unknown top-level key", "registry:\n  hub: {}\n", nil, []string{":1: registry: is not a tagwatch setting (known: cron, history, images, limits, notifiers, notify, platform, registries, watchers, web)"}},
 		{"bad regex", "images:\n  - image: nginx:1.25\n  - image: redis\n    tag: {exclude: '(['}\n",
 			nil, []string{":4: images[1] (redis): exclude: error parsing regexp"}},
 		{"bad template", "images:\n  - image: nginx\n    link: {template: '{{.Tag'}\n", nil, []string{":3: images[0] (nginx): link.template:"}},

@@ -122,7 +122,8 @@ func (e *Env) names() []string {
 // applyEnv lays the environment over the file: TAGWATCH_REGISTRY_<KIND>_<NAME>_<VAR>,
 // TAGWATCH_NOTIFIER_<NAME>_<SETTING>, TAGWATCH_WATCHER_<NAME>_<SETTING>,
 // TAGWATCH_IMAGES, TAGWATCH_CRON, TAGWATCH_WEB_*, TAGWATCH_PLATFORM,
-// TAGWATCH_HISTORY_KEEP, TAGWATCH_HISTORY_MAXAGE, TAGWATCH_NOTIFY_RETRYFOR, and
+// TAGWATCH_HISTORY_KEEP, TAGWATCH_HISTORY_MAXAGE, TAGWATCH_NOTIFY_RETRYFOR,
+// TAGWATCH_LIMITS_<SETTING>, and
 // checks the command line's TAGWATCH_CONFIG, _DATA and _LOG_*.
 func (c *Config) applyEnv(env *Env, cat registries.Catalog) error {
 	var errs []error
@@ -140,6 +141,10 @@ func (c *Config) applyEnv(env *Env, cat registries.Catalog) error {
 			}
 		case strings.HasPrefix(name, "NOTIFIER_"):
 			if err := c.envNotifier(origin, strings.TrimPrefix(name, "NOTIFIER_"), val); err != nil {
+				errs = append(errs, err)
+			}
+		case strings.HasPrefix(name, "LIMITS_"):
+			if err := c.setLimit(origin, strings.ToLower(strings.TrimPrefix(name, "LIMITS_")), val); err != nil {
 				errs = append(errs, err)
 			}
 		case strings.HasPrefix(name, "WATCHER_"):
@@ -294,6 +299,9 @@ func envField(name string) string {
 			return section + rest[:cut] + "." + rest[cut+1:]
 		}
 		return section + rest
+	}
+	if rest, ok := strings.CutPrefix(lower, "limits_"); ok {
+		return "limits." + rest
 	}
 	if rest, ok := strings.CutPrefix(lower, "web_auth_"); ok {
 		return "web.auth." + rest

@@ -31,7 +31,8 @@ type ACR struct {
 	// AuthorityHost overrides Azure AD's authority (https://login.microsoftonline.com/);
 	// tests point it at a local one.
 	AuthorityHost string
-	// HTTPClient carries the Azure AD calls (nil: azcore's default).
+	// HTTPClient carries the Azure AD calls (nil: the instance's transport,
+	// with its deadlines and size caps).
 	HTTPClient *http.Client
 }
 
@@ -83,6 +84,9 @@ func (a ACR) Keychain(v Values, rt http.RoundTripper) (authn.Keychain, error) {
 		opts.Cloud = cloud.Configuration{ActiveDirectoryAuthorityHost: a.AuthorityHost}
 		opts.DisableInstanceDiscovery = true
 	}
+	// Azure AD calls go through the instance's transport, bounded in time
+	// and size like a registry request.
+	opts.Transport = &http.Client{Transport: newCredentialCalls(rt)}
 	if a.HTTPClient != nil {
 		opts.Transport = a.HTTPClient
 	}

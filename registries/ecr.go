@@ -22,7 +22,8 @@ type ECR struct {
 	// Endpoint overrides the ECR API endpoint. Tests point it at a local
 	// server that speaks ECR's JSON protocol; admins never need it.
 	Endpoint string
-	// HTTPClient carries the ECR API calls (nil: the SDK's default).
+	// HTTPClient carries the ECR API calls (nil: the instance's transport,
+	// with its deadlines and size caps).
 	HTTPClient *http.Client
 }
 
@@ -66,7 +67,7 @@ func (ECR) Serves(v Values, host string) bool {
 	return m != nil && m[2] == v["region"]
 }
 
-func (e ECR) Keychain(v Values, _ http.RoundTripper) (authn.Keychain, error) {
+func (e ECR) Keychain(v Values, rt http.RoundTripper) (authn.Keychain, error) {
 	if !v.Has("accesskey") {
 		return anonymous, nil
 	}
@@ -80,6 +81,9 @@ func (e ECR) Keychain(v Values, _ http.RoundTripper) (authn.Keychain, error) {
 	if e.Endpoint != "" {
 		opts.BaseEndpoint = aws.String(e.Endpoint)
 	}
+	// The instance's transport bounds every API call in time and size,
+	// like a registry request.
+	opts.HTTPClient = &http.Client{Transport: newCredentialCalls(rt)}
 	if e.HTTPClient != nil {
 		opts.HTTPClient = e.HTTPClient
 	}

@@ -41,6 +41,7 @@ const (
 	ClassNetwork     Class = "network" // reset, closed, unreachable
 	ClassBlocked     Class = "blocked" // a test's request to a link-local or metadata address
 	ClassProtocol    Class = "protocol"
+	ClassLimit       Class = "limit" // an answer past one of tagwatch's bounds: size, pages, redirects
 	ClassCanceled    Class = "canceled"
 	ClassTagwatch    Class = "tagwatch" // tagwatch's own reason: settings, an allowance kept, a missing platform
 	ClassOther       Class = "other"
@@ -84,19 +85,25 @@ type CallError struct {
 	credentials                      []string // the credential variables set, for the advice
 	hint                             string   // the kind's CredentialHint: the login form it expects
 	raw                              string   // the cause, truncated and with secrets removed
+	page                             int      // the tag list page a list tags call got to (failTags)
 }
 
 func (e *CallError) Error() string { return e.problem().Detail }
 func (e *CallError) Unwrap() error { return e.Err }
 
 // Is makes a refusal of the credentials (or of their absence) match
-// ErrUnauthorized, whatever form the registry's answer took.
+// ErrUnauthorized, whatever form the registry's answer took, and the
+// registry's own 404 (not its token server's) match ErrNotFound.
 func (e *CallError) Is(target error) bool {
-	if target != ErrUnauthorized {
-		return false
+	switch target {
+	case ErrUnauthorized:
+		c := e.classify().Class
+		return c == ClassCredentials || c == ClassDenied
+	case ErrNotFound:
+		var te *transport.Error
+		return errors.As(e.Err, &te) && te.StatusCode == http.StatusNotFound && e.who(te.Request) == e.Host
 	}
-	c := e.classify().Class
-	return c == ClassCredentials || c == ClassDenied
+	return false
 }
 
 // Raw is what the registry and the libraries said, for the debug log: the
@@ -265,7 +272,17 @@ func (e *CallError) classifyCause() Problem {
 	if errors.As(err, &n) {
 		return Problem{Class: ClassTagwatch, Reason: string(n)}
 	}
-	if p, ok := NetProblem(err, e.Host, e.Instance, e.Took, e.takesCAFile); ok {
+	if p, ok := e.limitProblem(); ok {
+		return p
+	}
+	// A timeout at one of tagwatch's deadlines took that deadline's time,
+	// whatever this one call took of it.
+	took := e.Took
+	var dl deadline
+	if errors.As(err, &dl) {
+		_, took = dl.Deadline()
+	}
+	if p, ok := NetProblem(err, e.waitedFor(), e.Instance, took, e.takesCAFile); ok {
 		return p
 	}
 	if strings.Contains(err.Error(), "SSRF protection") {
@@ -296,6 +313,66 @@ func (e *CallError) classifyCause() Problem {
 	return Problem{Class: ClassOther, Reason: fmt.Sprintf("Could not %s %s (%s); the daemon's debug log has what was said.", e.Op, e.target(), e.Instance)}
 }
 
+// waitedFor names the server a timed-out call waited for: the registry, or
+// the credential service or token server it needs first (their names are
+// not quoted: a token server's is the registry's to choose).
+func (e *CallError) waitedFor() string {
+	if !errors.Is(e.Err, context.DeadlineExceeded) {
+		return e.Host
+	}
+	var cs *credentialServiceError
+	if errors.As(e.Err, &cs) {
+		return "the cloud credential service"
+	}
+	var rte *RequestTimeoutError
+	if errors.As(e.Err, &rte) && !strings.EqualFold(rte.Host, e.Host) && !strings.EqualFold(rte.Host, e.reqHost) {
+		return "the token server of " + e.Host
+	}
+	return e.Host
+}
+
+// limitProblem explains the ends tagwatch puts to a registry that
+// misbehaves (bounded.go, the wait for 429s): which bound it broke. The
+// words are tagwatch's own; the limits are the admin's settings.
+func (e *CallError) limitProblem() (Problem, bool) {
+	err := e.Err
+	var th *ThrottledError
+	if errors.As(err, &th) && !errors.Is(err, context.Canceled) {
+		why := "the deadline passed"
+		if th.Cause != nil && th.Cause != context.DeadlineExceeded {
+			why = th.Cause.Error() // the caller's deadline: "the image's 2m deadline passed"
+		}
+		advice := "tagwatch tries again at the next check."
+		if e.hub && e.anonymous {
+			advice = "Credentials for " + e.Instance + " raise Docker Hub's allowance."
+		}
+		return Problem{Class: ClassRateLimited, Status: http.StatusTooManyRequests,
+			Reason: fmt.Sprintf("%s kept answering 429 Too Many Requests (%d times in a row); gave up waiting: %s (%s). %s", e.Host, th.Answers, why, e.Instance, advice)}, true
+	}
+	var bl *BodyLimitError
+	if errors.As(err, &bl) {
+		if bl.TagList {
+			return Problem{Class: ClassLimit, Reason: fmt.Sprintf("%s: the tag list of %s exceeds %s (limits.taglist); stopped reading at page %d (%s).",
+				e.Host, e.Repository, Bytes(bl.Limit), e.page, e.Instance)}, true
+		}
+		what := "an answer"
+		if e.ourPath(bl.Path) {
+			what = "the answer to " + bl.Path
+		}
+		return Problem{Class: ClassLimit, Reason: fmt.Sprintf("%s: %s exceeds %s; no registry answer is that large (%s).", e.Host, what, Bytes(bl.Limit), e.Instance)}, true
+	}
+	var tp *TagPagesError
+	if errors.As(err, &tp) {
+		return Problem{Class: ClassLimit, Reason: fmt.Sprintf("%s: the tag list of %s exceeds %d pages (limits.tagpages); its Link header goes on and on (%s).",
+			e.Host, e.Repository, tp.Limit, e.Instance)}, true
+	}
+	var loop *RedirectLoopError
+	if errors.As(err, &loop) {
+		return Problem{Class: ClassLimit, Reason: fmt.Sprintf("%s redirected the request %d times without an answer (a redirect loop); gave up (%s).", e.Host, loop.Hops, e.Instance)}, true
+	}
+	return Problem{}, false
+}
+
 // NetProblem explains a failure below HTTP: a test's connection refused by
 // tagwatch (link-local or metadata address), a cancellation, a timeout, TLS,
 // a refused or reset connection, a name that does not resolve. host names
@@ -315,6 +392,9 @@ func NetProblem(err error, host, whose string, took time.Duration, takesCAFile b
 	// CONNECT comes back as its status text alone: quoted only when it is
 	// a standard one.
 	var pe *ProxyError
+	if errors.As(err, &pe) && errors.Is(err, context.DeadlineExceeded) {
+		return Problem{Class: ClassTimeout, Reason: fmt.Sprintf("Timed out after %s waiting for %s through the proxy at %s (%s).", roundDuration(took), host, pe.Proxy, whose)}, true
+	}
 	if errors.As(err, &pe) {
 		why := "it failed"
 		var dial *net.OpError
@@ -464,6 +544,22 @@ func (e *CallError) who(r *http.Request) string {
 // registry's standard error codes).
 func (e *CallError) technical() string {
 	err := e.Err
+	var rte *RequestTimeoutError
+	if errors.As(err, &rte) {
+		got := "no answer came"
+		if rte.BodyRead >= 0 {
+			got = "headers and " + Bytes(rte.BodyRead) + " of the body arrived"
+		}
+		s := got + " within the " + Duration(rte.Limit) + " request deadline (limits.request)"
+		if e.ourPath(rte.Path) {
+			s = rte.Method + " " + rte.Path + ": " + s
+		}
+		return s
+	}
+	var dl deadline
+	if errors.As(err, &dl) {
+		return dl.Error() // the watcher's image or cycle deadline: tagwatch's own words
+	}
 	var te *transport.Error
 	if errors.As(err, &te) {
 		s := fmt.Sprintf("%d %s", te.StatusCode, http.StatusText(te.StatusCode))
@@ -495,6 +591,11 @@ func (e *CallError) technical() string {
 	var pe protocolError
 	if errors.As(err, &pe) {
 		return string(pe)
+	}
+	var se *json.SyntaxError
+	var ue *json.UnmarshalTypeError
+	if e.page > 0 && (errors.As(err, &se) || errors.As(err, &ue)) {
+		return fmt.Sprintf("page %d of the tag list is not valid JSON", e.page)
 	}
 	return ""
 }

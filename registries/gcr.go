@@ -34,7 +34,8 @@ type GCR struct {
 	// privatekey; tests point it at a local one. A JSON key names its own
 	// (token_uri).
 	TokenURL string
-	// HTTPClient carries the token requests (nil: http.DefaultClient).
+	// HTTPClient carries the token requests (nil: the instance's transport,
+	// with its deadlines and size caps).
 	HTTPClient *http.Client
 }
 
@@ -89,10 +90,17 @@ func (GCR) Serves(_ Values, host string) bool {
 // a key, or the application default credentials (Instance.Anonymous).
 func (GCR) Authenticates(Values) bool { return true }
 
-func (g GCR) Keychain(v Values, _ http.RoundTripper) (authn.Keychain, error) {
-	ctx := context.Background()
+func (g GCR) Keychain(v Values, rt http.RoundTripper) (authn.Keychain, error) {
+	// The token sources have no context of their own, so the instance's
+	// transport is what bounds a token request in time and size.
+	calls := newCredentialCalls(rt)
+	client := &http.Client{Transport: calls}
 	if g.HTTPClient != nil {
-		ctx = context.WithValue(ctx, oauth2.HTTPClient, g.HTTPClient)
+		client = g.HTTPClient
+	}
+	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, client)
+	tokenKeychain := func(ts oauth2.TokenSource) authn.Keychain {
+		return staticKeychain{gcrAuth{oauth2.ReuseTokenSourceWithExpiry(nil, ts, earlyRefresh), calls}}
 	}
 	switch {
 	case v.Has("keyfile"):
@@ -122,19 +130,18 @@ func (g GCR) Keychain(v Values, _ http.RoundTripper) (authn.Keychain, error) {
 		}
 		return tokenKeychain(cfg.TokenSource(ctx)), nil
 	}
-	return staticKeychain{&adcAuth{ctx: ctx}}, nil
+	return staticKeychain{&adcAuth{ctx: ctx, calls: calls}}, nil
 }
 
-func tokenKeychain(ts oauth2.TokenSource) authn.Keychain {
-	return staticKeychain{gcrAuth{oauth2.ReuseTokenSourceWithExpiry(nil, ts, earlyRefresh)}}
+type gcrAuth struct {
+	ts    oauth2.TokenSource
+	calls *credentialCalls
 }
-
-type gcrAuth struct{ ts oauth2.TokenSource }
 
 func (a gcrAuth) Authorization() (*authn.AuthConfig, error) {
 	tok, err := a.ts.Token()
 	if err != nil {
-		return nil, err
+		return nil, a.calls.withCause(err)
 	}
 	return &authn.AuthConfig{Username: "oauth2accesstoken", Password: tok.AccessToken}, nil
 }
@@ -143,9 +150,10 @@ func (a gcrAuth) Authorization() (*authn.AuthConfig, error) {
 // when the instance opens: finding them may ask the metadata server, which
 // off Google Cloud takes seconds to not answer.
 type adcAuth struct {
-	ctx context.Context
-	mu  sync.Mutex
-	ts  oauth2.TokenSource
+	ctx   context.Context
+	calls *credentialCalls
+	mu    sync.Mutex
+	ts    oauth2.TokenSource
 }
 
 func (a *adcAuth) Authorization() (*authn.AuthConfig, error) {
@@ -154,7 +162,7 @@ func (a *adcAuth) Authorization() (*authn.AuthConfig, error) {
 		creds, err := google.FindDefaultCredentialsWithParams(a.ctx, google.CredentialsParams{Scopes: []string{googleScope}, EarlyTokenRefresh: earlyRefresh})
 		if err != nil {
 			a.mu.Unlock()
-			return nil, fmt.Errorf("no key is set, and Google's application default credentials: %w", err)
+			return nil, fmt.Errorf("no key is set, and Google's application default credentials: %w", a.calls.withCause(err))
 		}
 		a.ts = oauth2.ReuseTokenSourceWithExpiry(nil, creds.TokenSource, earlyRefresh)
 	}
@@ -162,7 +170,7 @@ func (a *adcAuth) Authorization() (*authn.AuthConfig, error) {
 	a.mu.Unlock()
 	tok, err := ts.Token()
 	if err != nil {
-		return nil, fmt.Errorf("application default credentials: %w", err)
+		return nil, fmt.Errorf("application default credentials: %w", a.calls.withCause(err))
 	}
 	return &authn.AuthConfig{Username: "oauth2accesstoken", Password: tok.AccessToken}, nil
 }

@@ -87,5 +87,13 @@ func TestTransport(allowLinkLocal bool) *http.Transport {
 // the instance's Stats, so what a test learns of a rate limit shows.
 func (in *Instance) Isolated(o Options) (*Instance, error) {
 	o.stats = in.stats
+	// The same bounds as the instance's checks: a test of a registry that
+	// trickles its answer ends as a check would.
+	if o.Limits == (Limits{}) {
+		o.Limits = in.limits
+	}
+	if o.large == nil {
+		o.large = in.large
+	}
 	return open(in.provider, Config{Kind: in.Kind, Name: in.Name, Source: in.Source, Values: in.raw}, o)
 }

@@ -59,6 +59,8 @@ type Instance struct {
 	stats    *Stats
 	repos    Repositories // the repositories it serves; none: all of its hosts'
 	patterns patterns     // repos, compiled
+	limits   Limits
+	large    largeLists // shared by the instances of the same Options
 }
 
 // Options tune how instances reach registries.
@@ -69,9 +71,15 @@ type Options struct {
 	Platform v1.Platform
 	// Warn receives non-fatal remarks, e.g. TLS verification turned off.
 	Warn func(instance, msg string)
+	// Limits bound each request's time and each answer's size (zero
+	// fields: the defaults).
+	Limits Limits
 
 	// stats, when set, are counted into instead of new ones (Isolated).
 	stats *Stats
+	// large is the large tag list gate the instances opened with these
+	// Options share; NewSet and NewLive make one when it is nil.
+	large largeLists
 }
 
 // Open validates a config against its kind and connects it. Nothing goes on
@@ -111,7 +119,8 @@ func open(p Provider, c Config, o Options) (*Instance, error) {
 	if stats == nil {
 		stats = &Stats{}
 	}
-	rt := &instrumented{next: base, stats: stats, pings: newPingCache(10 * time.Minute), maxWait: time.Minute}
+	limits := o.Limits.WithDefaults()
+	rt := &instrumented{next: &bounded{next: base, limits: limits}, stats: stats, pings: newPingCache(10 * time.Minute), maxWait: time.Minute}
 	// A configured url's scheme is the admin's word, for every host the
 	// instance serves (a Nexus's other connector ports too); an implicit
 	// instance's "https://" is a guess, and go-containerregistry's fallback
@@ -165,6 +174,8 @@ func open(p Provider, c Config, o Options) (*Instance, error) {
 		stats:    stats,
 		repos:    repos,
 		patterns: repos.compile(),
+		limits:   limits,
+		large:    o.large,
 	}, nil
 }
 
@@ -293,18 +304,46 @@ func (in *Instance) Session(ctx context.Context, host string, repositories []str
 }
 
 // Tags lists every tag of the image's repository, following pagination to
-// the end.
+// the end, within the instance's page and byte limits.
 func (in *Instance) Tags(ctx context.Context, img Image) ([]string, error) {
 	repo, err := in.repo(img)
 	if err != nil {
 		return nil, err
 	}
 	start := time.Now()
-	tags, err := in.puller.List(ctx, repo)
+	target := img.WithTag("")
+	// The pages draw on one byte allowance (the transport enforces it as
+	// they stream in), so a long list is cut off however it is paged.
+	ctx, budget := withTagBudget(ctx, in.limits.TagListBytes, in.large)
+	defer budget.done()
+	lister, err := in.puller.Lister(ctx, repo)
 	if err != nil {
-		return nil, in.fail(img.WithTag(""), "list tags of", start, err)
+		return nil, in.failTags(target, start, 1, err)
+	}
+	tags := []string{}
+	for pages := 0; lister.HasNext(); {
+		if pages == in.limits.TagPages {
+			return nil, in.failTags(target, start, pages, &TagPagesError{Limit: in.limits.TagPages})
+		}
+		page, err := lister.Next(ctx)
+		pages++
+		if err != nil {
+			return nil, in.failTags(target, start, pages, err)
+		}
+		tags = append(tags, page.Tags...)
 	}
 	return tags, nil
+}
+
+// failTags is fail for a tag list, with the page it got to: a limit or an
+// unreadable page is explained with it.
+func (in *Instance) failTags(img Image, start time.Time, page int, err error) error {
+	err = in.fail(img, "list tags of", start, err)
+	var ce *CallError
+	if errors.As(err, &ce) && ce.page == 0 {
+		ce.page = page
+	}
+	return err
 }
 
 // Descriptor is what a HEAD on a tag says: the digest it points at and
@@ -416,6 +455,10 @@ func (in *Instance) Test(ctx context.Context, host, repository string) error {
 
 // ErrUnauthorized marks a registry that refused the credentials (or their absence).
 var ErrUnauthorized = errors.New("unauthorized")
+
+// ErrNotFound marks a repository, tag or manifest the registry itself
+// answered 404 for (errors.Is finds it in a CallError).
+var ErrNotFound = errors.New("not found")
 
 func shortDigest(d string) string {
 	if alg, hex, ok := strings.Cut(d, ":"); ok && len(hex) > 12 {

@@ -26,6 +26,9 @@ func NewLive(cat Catalog, file, ui []Config, o Options) (*Live, error) {
 	if o.Transport == nil {
 		o.Transport = NewTransport()
 	}
+	if o.large == nil {
+		o.large = newLargeLists() // one for every Set this Live makes
+	}
 	l := &Live{cat: cat, opts: o, file: file}
 	if err := l.Apply(ui); err != nil {
 		return nil, err

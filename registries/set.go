@@ -51,6 +51,9 @@ func newSet(cat Catalog, configs []Config, o Options, prev *Set) (*Set, error) {
 	if o.Transport == nil {
 		o.Transport = NewTransport()
 	}
+	if o.large == nil {
+		o.large = newLargeLists()
+	}
 	byID := map[string]Config{}
 	for _, c := range Defaults(cat) {
 		byID[c.ID()] = c

@@ -2,6 +2,7 @@ package registries
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -21,7 +22,8 @@ import (
 // NewTransport is the one HTTP transport every instance shares, so that
 // connections to a registry are reused across images and cycles. Timeouts
 // are set on every stage: a registry that stops answering must not hold a
-// worker forever.
+// worker forever. Each instance bounds the whole of each request, body
+// included, above it (bounded.go).
 func NewTransport() *http.Transport {
 	return &http.Transport{
 		Proxy: http.ProxyFromEnvironment,
@@ -228,6 +230,7 @@ type instrumented struct {
 
 	mu         sync.Mutex
 	pauseUntil time.Time // after a 429, every request to the instance waits
+	throttled  int       // 429 answers in a row, for the error when a wait is cut short
 }
 
 // maxRetries bounds the retries of one request after 429s.
@@ -268,6 +271,8 @@ func (t *instrumented) RoundTrip(r *http.Request) (*http.Response, error) {
 		if res, err = t.next.RoundTrip(r); err != nil {
 			if r.Context().Err() == nil {
 				t.stats.countError("network")
+			} else if te := t.throttledError(r); te != nil {
+				return nil, te
 			}
 			return nil, t.viaProxy(r, err)
 		}
@@ -275,6 +280,7 @@ func (t *instrumented) RoundTrip(r *http.Request) (*http.Response, error) {
 		if res.StatusCode >= 400 && !(class == RequestPing && res.StatusCode == http.StatusUnauthorized) {
 			t.stats.countError(strconv.Itoa(res.StatusCode))
 		}
+		t.countThrottled(res.StatusCode == http.StatusTooManyRequests)
 		if res.StatusCode != http.StatusTooManyRequests || attempt == maxRetries {
 			break
 		}
@@ -313,7 +319,11 @@ func isAPIPath(p string) bool { return p == "/v2" || strings.HasPrefix(p, "/v2/"
 // the error says the way there failed rather than the registry: net/http
 // reports a proxy's refusal of CONNECT as its bare status text.
 func (t *instrumented) viaProxy(r *http.Request, err error) error {
-	tr, ok := t.next.(*http.Transport)
+	next := t.next
+	if b, ok := next.(*bounded); ok {
+		next = b.next // the deadlines and caps sit between: the wire is below them
+	}
+	tr, ok := next.(*http.Transport)
 	if !ok || tr.Proxy == nil || r.Context().Err() != nil {
 		return err
 	}
@@ -342,6 +352,16 @@ func (t *instrumented) pause(wait time.Duration) {
 	t.mu.Unlock()
 }
 
+func (t *instrumented) countThrottled(is429 bool) {
+	t.mu.Lock()
+	if is429 {
+		t.throttled++
+	} else {
+		t.throttled = 0
+	}
+	t.mu.Unlock()
+}
+
 func (t *instrumented) waitPause(r *http.Request) error {
 	t.mu.Lock()
 	d := time.Until(t.pauseUntil)
@@ -355,9 +375,42 @@ func (t *instrumented) waitPause(r *http.Request) error {
 	case <-timer.C:
 		return nil
 	case <-r.Context().Done():
-		return r.Context().Err()
+		if te := t.throttledError(r); te != nil {
+			return te
+		}
+		return context.Cause(r.Context())
 	}
 }
+
+// throttledError says why a request whose context ended was held up when
+// the registry's last answers were 429s: a registry that answers 429
+// forever ends in the image's deadline, wherever the deadline finds the
+// request (waiting out a Retry-After here, in go-containerregistry's own
+// retry backoff, or sent again), and the deadline alone would not tell the
+// admin what held it.
+func (t *instrumented) throttledError(r *http.Request) *ThrottledError {
+	t.mu.Lock()
+	n := t.throttled
+	t.mu.Unlock()
+	if n == 0 {
+		return nil
+	}
+	return &ThrottledError{Host: r.URL.Host, Answers: n, Cause: context.Cause(r.Context())}
+}
+
+// ThrottledError is a request given up while the registry was asking, with
+// 429 Too Many Requests, to wait.
+type ThrottledError struct {
+	Host    string
+	Answers int // 429 answers in a row
+	Cause   error
+}
+
+func (e *ThrottledError) Error() string {
+	return fmt.Sprintf("%s kept answering 429 Too Many Requests (%d times in a row); gave up waiting: %v", e.Host, e.Answers, e.Cause)
+}
+
+func (e *ThrottledError) Unwrap() error { return e.Cause }
 
 // retryAfter reads a Retry-After header (seconds or an HTTP date); without
 // one it backs off exponentially from one second.

@@ -18,6 +18,10 @@ import (
 const (
 	crashPathEnv  = "TAGWATCH_STORE_CRASH_PATH"
 	crashRoundEnv = "TAGWATCH_STORE_CRASH_ROUND"
+	// crashResultsEnv makes the child write each batch with one
+	// PutResults (with its outbox message) instead of PutImages then
+	// AppendHistory.
+	crashResultsEnv = "TAGWATCH_STORE_CRASH_RESULTS"
 
 	crashImages  = 200 // images per batch: one PutImages
 	crashHistory = 5   // history entries per batch: one AppendHistory
@@ -51,13 +55,25 @@ func TestCrashHelperProcess(t *testing.T) {
 		for i := range imgs {
 			imgs[i] = testImage(crashImageKey(round, batch, i), i)
 		}
-		if err := s.PutImages(imgs); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(3)
-		}
 		hist := make([]HistoryEntry, crashHistory)
 		for i := range hist {
 			hist[i] = HistoryEntry{At: time.Now(), Key: crashHistoryKey(round, batch, i)}
+		}
+		if os.Getenv(crashResultsEnv) != "" {
+			// One notification per batch, in the batch's transaction.
+			route := func(saved []HistoryEntry) []OutboxMessage {
+				return []OutboxMessage{{Notifier: "phone", Updates: saved}}
+			}
+			if _, err := s.PutResults(imgs, hist, WithOutbox(route)); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(3)
+			}
+			fmt.Printf("committed %d\n", batch)
+			continue
+		}
+		if err := s.PutImages(imgs); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(3)
 		}
 		if _, err := s.AppendHistory(hist); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -190,10 +206,10 @@ func TestCrashSafety(t *testing.T) {
 
 // killChild starts the writer on path, SIGKILLs it delay after it reported
 // afterBatches batches, and returns how many batches it reported in all.
-func killChild(t *testing.T, path string, round, afterBatches int, delay, timeout time.Duration) int {
+func killChild(t *testing.T, path string, round, afterBatches int, delay, timeout time.Duration, env ...string) int {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelperProcess$")
-	cmd.Env = append(os.Environ(), crashPathEnv+"="+path, crashRoundEnv+"="+strconv.Itoa(round))
+	cmd.Env = append(append(os.Environ(), crashPathEnv+"="+path, crashRoundEnv+"="+strconv.Itoa(round)), env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()

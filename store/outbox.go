@@ -48,11 +48,20 @@ type historyOptions struct {
 	route Router
 }
 
-// HistoryOption changes what AppendHistory writes with the entries.
+// HistoryOption changes what AppendHistory and PutResults write with the
+// entries.
 type HistoryOption func(*historyOptions)
 
-// WithOutbox has AppendHistory write route's messages in the same
-// transaction as the entries: either both are stored, or neither.
+func historyOpts(opts []HistoryOption) historyOptions {
+	var o historyOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// WithOutbox has AppendHistory (or PutResults) write route's messages in
+// the same transaction as the entries: either both are stored, or neither.
 func WithOutbox(route Router) HistoryOption {
 	return func(o *historyOptions) { o.route = route }
 }

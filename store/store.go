@@ -409,45 +409,47 @@ func (s *Store) PutImages(imgs []Image) error {
 	if len(imgs) == 0 {
 		return nil
 	}
-	now := time.Now().UTC()
-	err := s.update(func(tx *bolt.Tx) error {
-		b, err := bucket(tx, bucketImages)
-		if err != nil {
-			return err
+	err := s.update(func(tx *bolt.Tx) error { return putImages(tx, imgs, time.Now().UTC()) })
+	return s.wrap(err, "put %d images", len(imgs))
+}
+
+// putImages writes images within tx (PutImages, PutResults).
+func putImages(tx *bolt.Tx, imgs []Image, now time.Time) error {
+	b, err := bucket(tx, bucketImages)
+	if err != nil {
+		return err
+	}
+	// A cycle rewrites every record, and bbolt splits every page it
+	// writes at FillPercent: at the default 0.5 an image record (about
+	// 750 bytes) fits two to a 4 KiB page. 0.9 fits four, which halves
+	// the file; a new image landing on a full page just splits it.
+	b.FillPercent = 0.9
+	for _, img := range imgs {
+		if img.Key == "" {
+			return fmt.Errorf("image %q has an empty key", img.Reference)
 		}
-		// A cycle rewrites every record, and bbolt splits every page it
-		// writes at FillPercent: at the default 0.5 an image record (about
-		// 750 bytes) fits two to a 4 KiB page. 0.9 fits four, which halves
-		// the file; a new image landing on a full page just splits it.
-		b.FillPercent = 0.9
-		for _, img := range imgs {
-			if img.Key == "" {
-				return fmt.Errorf("image %q has an empty key", img.Reference)
+		key := []byte(img.Key)
+		if raw := b.Get(key); raw != nil {
+			// Only FirstSeen is needed from the old record; decoding
+			// just it saves a cycle of 10,000 images much allocation.
+			var old struct {
+				FirstSeen time.Time `json:"firstSeen"`
 			}
-			key := []byte(img.Key)
-			if raw := b.Get(key); raw != nil {
-				// Only FirstSeen is needed from the old record; decoding
-				// just it saves a cycle of 10,000 images much allocation.
-				var old struct {
-					FirstSeen time.Time `json:"firstSeen"`
-				}
-				if err := decode(raw, &old, bucketImages, key); err != nil {
-					return err
-				}
-				if !old.FirstSeen.IsZero() {
-					img.FirstSeen = old.FirstSeen
-				}
-			}
-			if img.FirstSeen.IsZero() {
-				img.FirstSeen = now
-			}
-			if err := put(b, bucketImages, key, img); err != nil {
+			if err := decode(raw, &old, bucketImages, key); err != nil {
 				return err
 			}
+			if !old.FirstSeen.IsZero() {
+				img.FirstSeen = old.FirstSeen
+			}
 		}
-		return nil
-	})
-	return s.wrap(err, "put %d images", len(imgs))
+		if img.FirstSeen.IsZero() {
+			img.FirstSeen = now
+		}
+		if err := put(b, bucketImages, key, img); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Images returns every watched image, sorted by Key (byte order). Like
@@ -591,47 +593,54 @@ func (s *Store) AppendHistory(entries []HistoryEntry, opts ...HistoryOption) ([]
 	if len(entries) == 0 {
 		return nil, nil
 	}
-	var o historyOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
-	out := make([]HistoryEntry, len(entries))
+	o := historyOpts(opts)
+	var out []HistoryEntry
 	err := s.update(func(tx *bolt.Tx) error {
-		b, err := bucket(tx, bucketHistory)
-		if err != nil {
-			return err
-		}
-		// Keys only ever grow, so pages never take an insert in the
-		// middle: fill them completely.
-		b.FillPercent = 1.0
-		for i, e := range entries {
-			seq, err := b.NextSequence()
-			if err != nil {
-				return fmt.Errorf("bucket %s: next sequence: %w", bucketHistory, err)
-			}
-			e.Seq = seq
-			if err := put(b, bucketHistory, seqKey(seq), e); err != nil {
-				return err
-			}
-			out[i] = e
-		}
-		if o.route == nil {
-			return nil
-		}
-		ob, err := bucket(tx, bucketOutbox)
-		if err != nil {
-			return err
-		}
-		now := time.Now().UTC()
-		for _, m := range o.route(out) {
-			if _, err := addOutbox(ob, m, now); err != nil {
-				return err
-			}
-		}
-		return nil
+		var err error
+		out, err = appendHistory(tx, entries, o)
+		return err
 	})
 	if err != nil {
 		return nil, s.wrap(err, "append %d history entries", len(entries))
+	}
+	return out, nil
+}
+
+// appendHistory writes entries within tx (AppendHistory, PutResults), and
+// the outbox messages o routes for them: the messages are stored with their
+// entries or not at all.
+func appendHistory(tx *bolt.Tx, entries []HistoryEntry, o historyOptions) ([]HistoryEntry, error) {
+	out := make([]HistoryEntry, len(entries))
+	b, err := bucket(tx, bucketHistory)
+	if err != nil {
+		return nil, err
+	}
+	// Keys only ever grow, so pages never take an insert in the
+	// middle: fill them completely.
+	b.FillPercent = 1.0
+	for i, e := range entries {
+		seq, err := b.NextSequence()
+		if err != nil {
+			return nil, fmt.Errorf("bucket %s: next sequence: %w", bucketHistory, err)
+		}
+		e.Seq = seq
+		if err := put(b, bucketHistory, seqKey(seq), e); err != nil {
+			return nil, err
+		}
+		out[i] = e
+	}
+	if o.route == nil {
+		return out, nil
+	}
+	ob, err := bucket(tx, bucketOutbox)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC()
+	for _, m := range o.route(out) {
+		if _, err := addOutbox(ob, m, now); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }

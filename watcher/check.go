@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -72,6 +71,21 @@ func (r *Result) fail(err error) {
 // truncated, secrets removed): for the debug log only.
 func (r Result) Raw() string { return r.raw }
 
+// The defaults of a cycle's bounds, and why:
+const (
+	// DefaultPerRegistry: four requests in flight is what a registry sees
+	// from one docker pull of a multi-layer image; no registry throttles it.
+	DefaultPerRegistry = 4
+	// DefaultImageTimeout: an image check is two to five requests of at
+	// most the request deadline each, and a registry's 429 pause (up to a
+	// minute is honoured) still fits in two minutes.
+	DefaultImageTimeout = 2 * time.Minute
+	// DefaultCycleTimeout: 1,000 images on one registry take seconds
+	// (BenchmarkCycle) and 10,000 a few minutes; 30 minutes leaves room for
+	// slow registries and ends well before the next cycle (every 6 hours).
+	DefaultCycleTimeout = 30 * time.Minute
+)
+
 // Checker checks targets against their registries. A Checker is cheap; one
 // Run is one cycle, and within a cycle each repository's tags are listed once
 // and each repository:tag is read once, however many targets share them.
@@ -79,136 +93,130 @@ type Checker struct {
 	// Registries returns the running registry set; it is read once per Run so
 	// a settings change applies from the next cycle on.
 	Registries func() *registries.Set
-	// Workers bounds the checks in flight (default: 4 per CPU).
-	Workers int
-	// PerRegistry bounds the requests in flight to one registry instance (default 4).
+	// PerRegistry bounds the checks in flight on one registry instance
+	// (default 4). Each instance has its own: a slow registry's checks only
+	// ever wait on it, never on another's.
 	PerRegistry int
+	// ImageTimeout bounds one image's check, from its first request to its
+	// last, waits for 429s included (default 2m).
+	ImageTimeout time.Duration
+	// CycleTimeout bounds a whole Run (default 30m). Past it the checks in
+	// flight are stopped and the rest are not started; each gets an error
+	// saying so and which registry it was waiting for.
+	CycleTimeout time.Duration
 	// Progress, when set, is told how many targets are done after each one.
 	Progress func(done int)
 	// Observe, when set, receives each result and how long its check took
 	// (metrics). It is called from the checking goroutines, concurrently.
 	Observe func(r Result, took time.Duration)
+	// Done, when set, receives each result as soon as it is known, with its
+	// index in the targets, so that results can be stored while other
+	// registries are still answering. Called concurrently.
+	Done func(i int, r Result)
+	// Tracker, when set, follows the checks in flight, for the status.
+	Tracker *Tracker
 }
 
+// DeadlineError is why a check was cut short: the image's or the cycle's
+// deadline passed. It is a context.DeadlineExceeded.
+type DeadlineError struct {
+	Scope string // "image" or "cycle"
+	Limit time.Duration
+}
+
+func (e *DeadlineError) Error() string {
+	return fmt.Sprintf("the %s's %s deadline passed", e.Scope, registries.Duration(e.Limit))
+}
+
+func (e *DeadlineError) Unwrap() error { return context.DeadlineExceeded }
+
+// Deadline names the deadline for registries.Explain, so that a request it
+// cut short reads "Timed out after 2m …" whatever the request itself took.
+func (e *DeadlineError) Deadline() (scope string, limit time.Duration) { return e.Scope, e.Limit }
+
 // Run checks every target and returns one result per target, in order.
-// A failed target carries its error; the others go on.
+// A failed target carries its error; the others go on. Targets are checked
+// in lanes, one per registry instance, each with its own concurrency.
 func (c *Checker) Run(ctx context.Context, targets []Target) []Result {
 	cy := &cycle{
-		set:    c.Registries(),
-		tags:   newMemo[[]string](),
-		heads:  newMemo[registries.Descriptor](),
-		plats:  newMemo[string](),
-		limits: map[string]chan struct{}{},
-		per:    c.PerRegistry,
+		set:          c.Registries(),
+		tags:         newMemo[[]string](),
+		heads:        newMemo[registries.Descriptor](),
+		plats:        newMemo[string](),
+		imageTimeout: orDefault(c.ImageTimeout, DefaultImageTimeout),
+		tracker:      c.Tracker,
 	}
-	if cy.per <= 0 {
-		cy.per = 4
+	cycleTimeout := orDefault(c.CycleTimeout, DefaultCycleTimeout)
+	ctx, cancel := context.WithTimeoutCause(ctx, cycleTimeout, &DeadlineError{Scope: "cycle", Limit: cycleTimeout})
+	defer cancel()
+	per := c.PerRegistry
+	if per <= 0 {
+		per = DefaultPerRegistry
 	}
-	workers := c.Workers
-	if workers <= 0 {
-		workers = 4 * runtime.NumCPU()
-	}
-	cy.sessions = cy.openSessions(ctx, targets)
+
 	results := make([]Result, len(targets))
 	var done atomic.Int64
-	jobs := make(chan int)
+	finish := func(i int, r Result, took time.Duration) {
+		results[i] = r
+		if c.Observe != nil {
+			c.Observe(r, took)
+		}
+		if c.Done != nil {
+			c.Done(i, r)
+		}
+		if n := done.Add(1); c.Progress != nil {
+			c.Progress(int(n))
+		}
+	}
+	var lanes []*lane
+	byID := map[string]*lane{}
+	for i, t := range targets {
+		in, err := cy.set.Pick(t.Image, t.Options.Registry)
+		if err != nil {
+			r := newResult(t)
+			r.Registry = t.Options.Registry
+			r.fail(err)
+			finish(i, r, 0)
+			continue
+		}
+		l, ok := byID[in.ID()]
+		if !ok {
+			l = &lane{in: in, host: t.Image.Host, workers: per}
+			byID[in.ID()] = l
+			lanes = append(lanes, l)
+		}
+		l.jobs = append(l.jobs, i)
+	}
 	var wg sync.WaitGroup
-	for range min(workers, len(targets)) {
+	for _, l := range lanes {
+		cy.tracker.queue(l.in.ID(), l.host, len(l.jobs))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := range jobs {
-				start := time.Now()
-				results[i] = cy.check(ctx, targets[i])
-				if c.Observe != nil {
-					c.Observe(results[i], time.Since(start))
-				}
-				if n := done.Add(1); c.Progress != nil {
-					c.Progress(int(n))
-				}
-			}
+			l.run(ctx, cy, targets, finish)
 		}()
 	}
-	for i := range targets {
-		jobs <- i
-	}
-	close(jobs)
 	wg.Wait()
 	return results
 }
 
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
 type cycle struct {
-	set      *registries.Set
-	sessions map[string]*registries.Instance // by instance ID + " " + repository name
-	tags     *memo[[]string]
-	heads    *memo[registries.Descriptor]
-	plats    *memo[string]
-
-	mu     sync.Mutex
-	limits map[string]chan struct{}
-	per    int
+	set          *registries.Set
+	tags         *memo[[]string]
+	heads        *memo[registries.Descriptor]
+	plats        *memo[string]
+	imageTimeout time.Duration
+	tracker      *Tracker
 }
 
-// openSessions asks each registry instance for one token covering all the
-// cycle's repositories on it (in chunks), rather than one per repository.
-// An instance that cannot do that is used as it is.
-func (cy *cycle) openSessions(ctx context.Context, targets []Target) map[string]*registries.Instance {
-	type group struct {
-		in    *registries.Instance
-		host  string
-		repos []string
-	}
-	groups := map[string]*group{}
-	var order []string
-	seen := map[string]bool{}
-	for _, t := range targets {
-		in, err := cy.set.Pick(t.Image, t.Options.Registry)
-		if err != nil {
-			continue
-		}
-		key := in.ID() + " " + t.Image.Host
-		g, ok := groups[key]
-		if !ok {
-			g = &group{in: in, host: t.Image.Host}
-			groups[key] = g
-			order = append(order, key)
-		}
-		if name := in.ID() + " " + t.Image.Name(); !seen[name] {
-			seen[name] = true
-			g.repos = append(g.repos, t.Image.Repository)
-		}
-	}
-	out := map[string]*registries.Instance{}
-	for _, key := range order {
-		g := groups[key]
-		for start := 0; start < len(g.repos); start += registries.MaxSessionScopes {
-			chunk := g.repos[start:min(start+registries.MaxSessionScopes, len(g.repos))]
-			s, err := g.in.Session(ctx, g.host, chunk)
-			if err != nil || s == g.in {
-				continue // each repository gets its own token on first use
-			}
-			for _, repo := range chunk {
-				out[g.in.ID()+" "+g.host+"/"+repo] = s
-			}
-		}
-	}
-	return out
-}
-
-// limit takes a slot of the instance's concurrency budget.
-func (cy *cycle) limit(in *registries.Instance) func() {
-	cy.mu.Lock()
-	ch, ok := cy.limits[in.ID()]
-	if !ok {
-		ch = make(chan struct{}, cy.per)
-		cy.limits[in.ID()] = ch
-	}
-	cy.mu.Unlock()
-	ch <- struct{}{}
-	return func() { <-ch }
-}
-
-func (cy *cycle) check(ctx context.Context, t Target) Result {
+func newResult(t Target) Result {
 	img := t.Image
 	r := Result{
 		Image:     img.Given,
@@ -221,31 +229,45 @@ func (cy *cycle) check(ctx context.Context, t Target) Result {
 	if r.Image == "" {
 		r.Image = r.Reference
 	}
-	in, err := cy.set.Pick(img, t.Options.Registry)
-	if err != nil {
-		r.Registry = t.Options.Registry
-		r.fail(err)
-		return r
-	}
+	return r
+}
+
+// check checks one target of lane l. ctx is the cycle's.
+func (cy *cycle) check(ctx context.Context, l *lane, i int, t Target) Result {
+	img := t.Image
+	r := newResult(t)
+	in := l.in
 	r.Registry = in.ID()
-	if s, ok := cy.sessions[in.ID()+" "+img.Name()]; ok {
+	if s, ok := l.sessions[img.Name()]; ok {
 		in = s
 	}
+	f := cy.tracker.start(in.ID(), i, img.String())
+	defer cy.tracker.done(in.ID(), i)
+	if ctx.Err() != nil {
+		r.fail(cy.failure(ctx, ctx.Err(), in.ID(), img.Host, "its turn"))
+		return r
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, cy.imageTimeout, &DeadlineError{Scope: "image", Limit: cy.imageTimeout})
+	defer cancel()
+	fail := func(err error) Result {
+		r.fail(cy.failure(ctx, err, in.ID(), img.Host, f.what()))
+		r.Update = UpdateUnknown
+		return r
+	}
 
-	tags, err := cy.tags.do(in.ID()+" "+img.Name(), func() ([]string, error) {
-		defer cy.limit(in)()
+	f.doing("list tags of " + img.Repository)
+	tags, err := cy.tags.do(ctx, in.ID()+" "+img.Name(), func() ([]string, error) {
 		return in.Tags(ctx, img)
 	})
 	if err != nil {
-		r.fail(err)
-		return r
+		return fail(err)
 	}
 	dec := Decide(img.Tag, tags, t.Options)
 
+	f.doing("read the digest of " + img.Repository + ":" + img.Tag)
 	now, err := cy.head(ctx, in, img, img.Tag)
 	if err != nil {
-		r.fail(err)
-		return r
+		return fail(err)
 	}
 	if r.Digest == "" {
 		r.Digest = now.Digest
@@ -253,11 +275,10 @@ func (cy *cycle) check(ctx context.Context, t Target) Result {
 	r.LatestTag, r.LatestDigest, r.Update = img.Tag, now.Digest, UpdateNone
 
 	if dec.Kind != UpdateNone && dec.Tag != img.Tag {
+		f.doing("read the digest of " + img.Repository + ":" + dec.Tag)
 		latest, err := cy.head(ctx, in, img, dec.Tag)
 		if err != nil {
-			r.fail(err)
-			r.Update = UpdateUnknown
-			return r
+			return fail(err)
 		}
 		r.LatestTag, r.LatestDigest, r.Update = dec.Tag, latest.Digest, dec.Kind
 		return r
@@ -267,11 +288,10 @@ func (cy *cycle) check(ctx context.Context, t Target) Result {
 	if !watch || t.Digest == "" || t.Digest == now.Digest || slices.Contains(t.SameImage, now.Digest) {
 		return r
 	}
+	f.doing("compare the " + t.Platform.String() + " manifests of " + img.Repository + ":" + img.Tag)
 	changed, err := cy.platformChanged(ctx, in, img, t, now.Digest)
 	if err != nil {
-		r.fail(err)
-		r.Update = UpdateUnknown
-		return r
+		return fail(err)
 	}
 	if changed {
 		r.Update = UpdateDigest
@@ -279,9 +299,38 @@ func (cy *cycle) check(ctx context.Context, t Target) Result {
 	return r
 }
 
+// failure is the error a result shows. A check cut short by the cycle's
+// deadline says what it was waiting for; the rest say what went wrong
+// (registries.Explain): a registry call cut short by the image's deadline
+// is explained as a timeout of that deadline (its cause names it).
+func (cy *cycle) failure(ctx context.Context, err error, registry, host, doing string) error {
+	var de *DeadlineError
+	if ctx.Err() == nil || !errors.As(context.Cause(ctx), &de) {
+		return err
+	}
+	if de.Scope == "cycle" {
+		if doing == "its turn" {
+			return cutShort(fmt.Sprintf("Not checked: the cycle's %s deadline passed before its turn on %s (%s).", registries.Duration(de.Limit), host, registry))
+		}
+		return cutShort(fmt.Sprintf("Not checked: the cycle's %s deadline passed while waiting for %s (%s) to %s.", registries.Duration(de.Limit), host, registry, doing))
+	}
+	var ce *registries.CallError
+	if errors.Is(err, context.DeadlineExceeded) && !errors.As(err, &ce) {
+		// Cut short while waiting on another image's request (the
+		// memo), or between requests: no registry call to explain.
+		return cutShort(fmt.Sprintf("Timed out after %s waiting for %s (%s) to %s: the image's deadline passed.", registries.Duration(de.Limit), host, registry, doing))
+	}
+	return err
+}
+
+// cutShort is a check the image's or the cycle's deadline ended outside
+// any registry call: tagwatch's own sentence, shown as it is.
+type cutShort string
+
+func (c cutShort) Error() string { return string(c) }
+
 func (cy *cycle) head(ctx context.Context, in *registries.Instance, img registries.Image, tag string) (registries.Descriptor, error) {
-	return cy.heads.do(in.ID()+" "+img.Name()+":"+tag, func() (registries.Descriptor, error) {
-		defer cy.limit(in)()
+	return cy.heads.do(ctx, in.ID()+" "+img.Name()+":"+tag, func() (registries.Descriptor, error) {
 		return in.Head(ctx, img, tag)
 	})
 }
@@ -296,8 +345,7 @@ func (cy *cycle) platformChanged(ctx context.Context, in *registries.Instance, i
 		p = v1.Platform{OS: "linux", Architecture: "amd64"}
 	}
 	resolve := func(d string) (string, error) {
-		return cy.plats.do(in.ID()+" "+img.Name()+"@"+d+" "+p.String(), func() (string, error) {
-			defer cy.limit(in)()
+		return cy.plats.do(ctx, in.ID()+" "+img.Name()+"@"+d+" "+p.String(), func() (string, error) {
 			return in.PlatformDigest(ctx, img, d, p)
 		})
 	}
@@ -314,18 +362,21 @@ func (cy *cycle) platformChanged(ctx context.Context, in *registries.Instance, i
 		return true, nil
 	}
 	older, err := resolve(t.Digest)
-	if err != nil {
+	if errors.Is(err, registries.ErrNotFound) {
 		// The registry no longer has the manifest in use: it was replaced.
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			return false, err
-		}
 		return true, nil
+	}
+	if err != nil {
+		// Anything else (a deadline, a body over its cap, a 500) says
+		// nothing about the image: no update is made up from it.
+		return false, err
 	}
 	return older != newer, nil
 }
 
 // memo runs a function once per key for the life of a cycle; concurrent
-// callers of the same key wait for the one call in flight.
+// callers of the same key wait for the one call in flight, or for their
+// own context to end.
 type memo[V any] struct {
 	mu sync.Mutex
 	m  map[string]*memoEntry[V]
@@ -339,7 +390,7 @@ type memoEntry[V any] struct {
 
 func newMemo[V any]() *memo[V] { return &memo[V]{m: map[string]*memoEntry[V]{}} }
 
-func (m *memo[V]) do(key string, f func() (V, error)) (V, error) {
+func (m *memo[V]) do(ctx context.Context, key string, f func() (V, error)) (V, error) {
 	m.mu.Lock()
 	e, ok := m.m[key]
 	if !ok {
@@ -351,8 +402,13 @@ func (m *memo[V]) do(key string, f func() (V, error)) (V, error) {
 		return e.v, e.err
 	}
 	m.mu.Unlock()
-	<-e.done
-	return e.v, e.err
+	select {
+	case <-e.done:
+		return e.v, e.err
+	case <-ctx.Done():
+		var zero V
+		return zero, context.Cause(ctx)
+	}
 }
 
 // String is a one-line human summary of a result.

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sort"
-	"strings"
 	"sync"
 	"text/template"
 	"time"
@@ -32,9 +31,10 @@ type Scheduled struct {
 // Store is what the daemon needs of the bbolt store.
 type Store interface {
 	Images() ([]store.Image, error)
-	PutImages([]store.Image) error
+	// PutResults stores checked images and the updates they newly show,
+	// in one transaction (with their notifications, store.WithOutbox).
+	PutResults([]store.Image, []store.HistoryEntry, ...store.HistoryOption) ([]store.HistoryEntry, error)
 	DeleteImages(keys []string) error
-	AppendHistory([]store.HistoryEntry, ...store.HistoryOption) ([]store.HistoryEntry, error)
 	PruneHistory(store.Retention, time.Time) (store.Pruned, error)
 	Watchers() ([]store.WatcherState, error)
 	PutWatchers([]store.WatcherState) error
@@ -64,8 +64,9 @@ type Daemon struct {
 	trigger chan struct{}
 	once    sync.Once
 
-	mu     sync.Mutex
-	status Status
+	mu      sync.Mutex
+	status  Status
+	tracker *Tracker // the running cycle's
 	// states are the watchers' listing states (states.go), loaded from
 	// the store once.
 	states     map[string]store.WatcherState
@@ -74,11 +75,17 @@ type Daemon struct {
 
 // Status is what the UI shows of the daemon.
 type Status struct {
-	Running   bool         `json:"running"`
-	Done      int          `json:"done"`
-	Total     int          `json:"total"`
-	StartedAt time.Time    `json:"startedAt,omitzero"`
-	Last      *CycleReport `json:"last,omitempty"`
+	Running   bool      `json:"running"`
+	Done      int       `json:"done"`
+	Total     int       `json:"total"`
+	StartedAt time.Time `json:"startedAt,omitzero"`
+	// Deadline is when the running cycle is cut short if it is still going.
+	Deadline time.Time `json:"deadline,omitzero"`
+	// Waiting lists the registries the running cycle is waiting for, the
+	// one waited on longest first; Summary says it in one line.
+	Waiting []RegistryWait `json:"waiting,omitempty"`
+	Summary string         `json:"summary,omitempty"`
+	Last    *CycleReport   `json:"last,omitempty"`
 	// Watchers are the configured watchers and how their last listings
 	// went: an unreachable one says why, and since when.
 	Watchers []store.WatcherState `json:"watchers"`
@@ -93,6 +100,9 @@ type CycleReport struct {
 	Updates   []store.HistoryEntry `json:"updates"` // newly detected in this cycle
 	Sources   map[string]string    `json:"sources"` // source name → "" or its listing error
 	Aborted   bool                 `json:"aborted"`
+	// TimedOut says the cycle's deadline passed: the images it had not
+	// finished carry an error saying what they were waiting for.
+	TimedOut bool `json:"timedOut,omitempty"`
 }
 
 func (d *Daemon) init() {
@@ -117,13 +127,18 @@ func (d *Daemon) CheckNow() bool {
 	}
 }
 
-// Status reports the running cycle's progress and the last cycle.
+// Status reports the running cycle's progress, what it is waiting for, the
+// last cycle and the watchers' states.
 func (d *Daemon) Status() Status {
 	d.mu.Lock()
-	st := d.status
+	s, t := d.status, d.tracker
 	d.mu.Unlock()
-	st.Watchers = d.Watchers()
-	return st
+	if s.Running && t != nil {
+		s.Waiting = t.Waiting(time.Now())
+		s.Summary = waitingSummary(s.Done, s.Total, s.Waiting)
+	}
+	s.Watchers = d.Watchers()
+	return s
 }
 
 // Run checks on start (unless the store shows a recent cycle), then on each
@@ -213,17 +228,38 @@ func (d *Daemon) recentlyChecked(now time.Time, scheds []cron.Schedule) bool {
 	return true
 }
 
-// RunCycle lists the sources, checks their images and stores the results.
-// When ctx ends mid-cycle, the results already in are stored and the rest
-// abandoned; the store is never left half-written (one transaction).
-func (d *Daemon) RunCycle(ctx context.Context, sources []Scheduled) CycleReport {
+// storeEvery and storeBatch set how results reach the store during a
+// cycle: in batches, each one transaction, at least once a second. A
+// registry that answers at once has its images stored and shown while a
+// slow one is still timing out.
+const (
+	storeEvery = time.Second
+	storeBatch = 500
+)
+
+// RunCycle lists the sources, checks their images and stores the results as
+// they come in, in batches of one transaction each (results and the updates
+// they show together). Past the cycle's deadline the images not finished are
+// stored with an error saying what they were waiting for. When ctx ends
+// (shutdown) mid-cycle, the results already in are stored and the failed
+// rest abandoned: their previous records stay. The updates of each batch
+// go to the outbox (Route) in the batch's transaction; the history is
+// pruned (Retention) once, after the cycle.
+func (d *Daemon) RunCycle(ctx context.Context, sources []Scheduled) (rep CycleReport) {
 	d.init()
 	d.loadStates()
-	rep := CycleReport{StartedAt: time.Now().UTC(), Sources: map[string]string{}}
-	d.setStatus(func(s *Status) { *s = Status{Running: true, StartedAt: rep.StartedAt, Last: s.Last} })
+	rep = CycleReport{StartedAt: time.Now().UTC(), Sources: map[string]string{}}
+	timeout := orDefault(d.Checker.CycleTimeout, DefaultCycleTimeout)
+	cctx, cancel := context.WithTimeoutCause(ctx, timeout, &DeadlineError{Scope: "cycle", Limit: timeout})
+	defer cancel()
+	tracker := &Tracker{}
+	d.setStatus(func(s *Status) {
+		*s = Status{Running: true, StartedAt: rep.StartedAt, Deadline: rep.StartedAt.Add(timeout), Last: s.Last}
+		d.tracker = tracker
+	})
 	defer func() {
 		rep.Duration = time.Since(rep.StartedAt)
-		d.setStatus(func(s *Status) { s.Running = false; s.Last = &rep })
+		d.setStatus(func(s *Status) { s.Running = false; s.Last = &rep; d.tracker = nil })
 		if d.OnCycle != nil && !rep.Aborted {
 			d.OnCycle(rep)
 		}
@@ -237,7 +273,7 @@ func (d *Daemon) RunCycle(ctx context.Context, sources []Scheduled) CycleReport 
 	for _, sc := range sources {
 		name := sc.Source.Name()
 		ran[name] = true
-		found, err := sc.Source.List(ctx)
+		found, err := sc.Source.List(cctx)
 		var bad ContainerErrors
 		switch {
 		case errors.As(err, &bad):
@@ -278,10 +314,6 @@ func (d *Daemon) RunCycle(ctx context.Context, sources []Scheduled) CycleReport 
 	}
 	d.setStatus(func(s *Status) { s.Total = len(targets) })
 
-	checker := *d.Checker
-	checker.Progress = func(done int) { d.setStatus(func(s *Status) { s.Done = done }) }
-	results := checker.Run(ctx, targets)
-
 	prev := map[string]store.Image{}
 	if imgs, err := d.Store.Images(); err == nil {
 		for _, img := range imgs {
@@ -291,30 +323,83 @@ func (d *Daemon) RunCycle(ctx context.Context, sources []Scheduled) CycleReport 
 		d.Log.Error("reading the store", "err", err)
 	}
 
-	var records []store.Image
-	var history []store.HistoryEntry
+	type finished struct {
+		i int
+		r Result
+	}
+	in := make(chan finished, 64)
+	checker := *d.Checker
+	checker.Progress = func(done int) { d.setStatus(func(s *Status) { s.Done = done }) }
+	checker.Done = func(i int, r Result) { in <- finished{i, r} }
+	checker.Tracker = tracker
+	go func() {
+		checker.Run(cctx, targets)
+		close(in)
+	}()
+
+	var opts []store.HistoryOption
+	if d.Route != nil {
+		opts = append(opts, store.WithOutbox(d.Route))
+	}
+	var pending []finished
 	seen := map[string]bool{}
-	for i, k := range order {
-		r := results[i]
-		if ctx.Err() != nil && (r.Canceled || isCanceled(r.Error)) {
-			rep.Aborted = true
-			continue // abandoned: keep the previous record
+	flush := func() {
+		if len(pending) == 0 {
+			return
 		}
-		seen[k] = true
-		rec := d.record(k, groups[k], r, prev[k])
-		rec.Where = append(rec.Where, keptLocations(prev[k].Where, ran, failing)...)
-		records = append(records, rec)
-		if r.Error != "" {
-			rep.Errors++
-			d.Log.Debug("check failed", "image", r.Reference, "registry", r.Registry, "reason", r.Error, "detail", r.ErrorDetail, "said", r.Raw())
+		records := make([]store.Image, 0, len(pending))
+		var history []store.HistoryEntry
+		for _, f := range pending {
+			k := order[f.i]
+			rec := d.record(k, groups[k], f.r, prev[k])
+			rec.Where = append(rec.Where, keptLocations(prev[k].Where, ran, failing)...)
+			records = append(records, rec)
+			if h, ok := newUpdate(prev[k], rec); ok {
+				history = append(history, h)
+			}
 		}
-		if h, ok := newUpdate(prev[k], rec); ok {
-			history = append(history, h)
+		pending = pending[:0]
+		h, err := d.Store.PutResults(records, history, opts...)
+		if err != nil {
+			d.Log.Error("storing results", "images", len(records), "updates", len(history), "err", err)
+			return
+		}
+		rep.Updates = append(rep.Updates, h...)
+	}
+	tick := time.NewTicker(storeEvery)
+	defer tick.Stop()
+collect:
+	for {
+		select {
+		case f, ok := <-in:
+			if !ok {
+				break collect
+			}
+			if f.r.Error != "" && ctx.Err() != nil {
+				rep.Aborted = true
+				continue // abandoned by a shutdown: keep the previous record
+			}
+			seen[order[f.i]] = true
+			rep.Images++
+			if f.r.Error != "" {
+				rep.Errors++
+				d.Log.Debug("check failed", "image", f.r.Reference, "registry", f.r.Registry, "reason", f.r.Error, "detail", f.r.ErrorDetail, "said", f.r.Raw())
+			}
+			pending = append(pending, f)
+			if len(pending) >= storeBatch {
+				flush()
+			}
+		case <-tick.C:
+			flush()
 		}
 	}
-	rep.Images = len(records)
+	flush()
+	rep.TimedOut = cctx.Err() != nil && ctx.Err() == nil
 
+	// Images not checked this cycle: a failing watcher's are kept, marked
+	// stale; the rest are gone.
 	var gone []string
+	var stale []store.Image
 	for k, img := range prev {
 		if seen[k] || rep.Aborted {
 			continue
@@ -323,31 +408,19 @@ func (d *Daemon) RunCycle(ctx context.Context, sources []Scheduled) CycleReport 
 		case !ok:
 			gone = append(gone, k)
 		case changed:
-			records = append(records, kept)
+			stale = append(stale, kept)
 		}
 	}
 	if err := d.Store.PutWatchers(states); err != nil {
 		d.Log.Error("storing the watchers' states", "err", err)
 	}
-	if err := d.Store.PutImages(records); err != nil {
-		d.Log.Error("storing results", "err", err)
-		return rep
+	if _, err := d.Store.PutResults(stale, nil); err != nil {
+		d.Log.Error("storing the images of watchers that failed to list", "images", len(stale), "err", err)
 	}
 	if len(gone) > 0 {
 		if err := d.Store.DeleteImages(gone); err != nil {
 			d.Log.Error("removing images no longer watched", "err", err)
 		}
-	}
-	if len(history) > 0 {
-		var opts []store.HistoryOption
-		if d.Route != nil {
-			opts = append(opts, store.WithOutbox(d.Route))
-		}
-		h, err := d.Store.AppendHistory(history, opts...)
-		if err != nil {
-			d.Log.Error("recording history", "err", err)
-		}
-		rep.Updates = h
 	}
 	if d.Retention.Enabled() {
 		p, err := d.Store.PruneHistory(d.Retention, time.Now().UTC())
@@ -359,7 +432,7 @@ func (d *Daemon) RunCycle(ctx context.Context, sources []Scheduled) CycleReport 
 		}
 	}
 	d.Log.Info("cycle done", "images", rep.Images, "errors", rep.Errors, "updates", len(rep.Updates),
-		"duration", time.Since(rep.StartedAt).Round(time.Millisecond), "aborted", rep.Aborted)
+		"duration", time.Since(rep.StartedAt).Round(time.Millisecond), "aborted", rep.Aborted, "timedOut", rep.TimedOut)
 	return rep
 }
 
@@ -408,6 +481,15 @@ func (d *Daemon) record(key string, g *group, r Result, prev store.Image) store.
 	if rec.FirstSeen.IsZero() {
 		rec.FirstSeen = r.CheckedAt
 	}
+	if r.Error != "" && prev.Key != "" {
+		// A failed check says nothing new about the image: it keeps what
+		// the last check that got through found, so that the same update
+		// found again once the registry answers is not news twice.
+		rec.LatestTag, rec.LatestDigest, rec.Update = prev.LatestTag, prev.LatestDigest, prev.Update
+		if rec.Digest == "" {
+			rec.Digest = prev.Digest
+		}
+	}
 	for _, f := range g.found {
 		rec.Where = append(rec.Where, f.Location)
 		if rec.DisplayName == "" {
@@ -448,10 +530,6 @@ func newUpdate(prev, now store.Image) (store.HistoryEntry, bool) {
 		FromDigest: now.Digest,
 		ToDigest:   now.LatestDigest,
 	}, true
-}
-
-func isCanceled(msg string) bool {
-	return strings.Contains(msg, context.Canceled.Error()) || strings.Contains(msg, context.DeadlineExceeded.Error())
 }
 
 // LinkData is what a link.template can use: {{.Repository}}, {{.Tag}}, {{.LatestTag}}, …

@@ -9,9 +9,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tagwatch/tagwatch/registries"
 	"github.com/tagwatch/tagwatch/store"
+	"github.com/tagwatch/tagwatch/watcher"
 )
 
 // errorBody is every API error: a message and, for validation, the fields.
@@ -115,10 +117,13 @@ func (s *Server) apiWatchers(w http.ResponseWriter, r *http.Request) {
 }
 
 // checkAnswer is POST /check's answer: started says a new cycle was asked
-// for; false means the request joined a cycle already running or queued.
+// for; false means the request joined a cycle already running or queued,
+// and then Message and Waiting say what that cycle is waiting for.
 type checkAnswer struct {
-	Started bool `json:"started"`
-	Joined  bool `json:"joined"`
+	Started bool                   `json:"started"`
+	Joined  bool                   `json:"joined"`
+	Message string                 `json:"message"`
+	Waiting []watcher.RegistryWait `json:"waiting,omitempty"`
 }
 
 func (s *Server) apiCheck(w http.ResponseWriter, r *http.Request) {
@@ -127,8 +132,31 @@ func (s *Server) apiCheck(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	started := s.Daemon.CheckNow()
+	a := checkAnswer{Started: started, Joined: !started, Message: "a check has started"}
+	if !started {
+		st := s.Daemon.Status()
+		a.Message, a.Waiting = joinedMessage(st), st.Waiting
+	}
 	w.Header().Set("Location", "/api/v1/status")
-	writeJSON(w, http.StatusAccepted, checkAnswer{Started: started, Joined: !started})
+	writeJSON(w, http.StatusAccepted, a)
+}
+
+// joinedMessage tells someone who asked for a check while one runs what
+// they joined: how long it has run, what it is waiting for, and by when it
+// ends at the latest.
+func joinedMessage(st watcher.Status) string {
+	if !st.Running {
+		return "a check is already queued; it starts as soon as the scheduler gets to it"
+	}
+	since := func(t time.Time) string { return registries.Duration(time.Since(t).Round(time.Second)) }
+	msg := "joined the check running for " + since(st.StartedAt)
+	if st.Summary != "" {
+		msg += ": " + st.Summary
+	}
+	if !st.Deadline.IsZero() {
+		msg += "; its deadline cuts it short in " + registries.Duration(time.Until(st.Deadline).Round(time.Second)) + " at the latest"
+	}
+	return msg
 }
 
 // updateKinds are the values ?update= takes besides "any".

@@ -262,7 +262,14 @@ func (d *fakeDaemon) CheckNow() bool {
 func (d *fakeDaemon) Status() watcher.Status {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return watcher.Status{Running: d.running, Done: 1, Total: 3}
+	s := watcher.Status{Running: d.running, Done: 1, Total: 3}
+	if d.running {
+		now := time.Now()
+		s.StartedAt, s.Deadline = now.Add(-90*time.Second), now.Add(28*time.Minute+30*time.Second)
+		s.Waiting = []watcher.RegistryWait{{Registry: "custom.slow", Host: "127.0.0.1:5999", InFlight: 2, Since: now.Add(-80 * time.Second), Seconds: 80, Doing: "list tags of team/slow"}}
+		s.Summary = "1 of 3 checked; waiting for 127.0.0.1:5999 (2 images for 1m20s: list tags of team/slow)"
+	}
+	return s
 }
 
 func startRegistry(t *testing.T) *regtest.Registry {
@@ -747,7 +754,14 @@ func TestCheckStatusHealth(t *testing.T) {
 	}
 	res, body = f.do("POST", "/api/v1/check", nil)
 	want(t, res, body, http.StatusAccepted)
-	if a := decode[struct{ Started, Joined bool }](t, body); a.Started || !a.Joined {
+	type answer struct {
+		Started, Joined bool
+		Message         string
+		Waiting         []watcher.RegistryWait
+	}
+	// A check asked for during a cycle joins it and says what it waits for.
+	if a := decode[answer](t, body); a.Started || !a.Joined || len(a.Waiting) != 1 || a.Waiting[0].Host != "127.0.0.1:5999" ||
+		!strings.HasPrefix(a.Message, "joined the check running for 1m30s: 1 of 3 checked; waiting for 127.0.0.1:5999 (2 images for 1m20s: list tags of team/slow); its deadline cuts it short in 28m") {
 		t.Errorf("second check = %+v", a)
 	}
 	res, body = f.do("GET", "/api/v1/status", nil)

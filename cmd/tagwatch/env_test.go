@@ -35,7 +35,8 @@ import (
 func TestEveryVariableTakesFile(t *testing.T) {
 	names := documentedVariables(t)
 	for _, must := range []string{"TAGWATCH_CONFIG", "TAGWATCH_DATA", "TAGWATCH_LOG_FORMAT", "TAGWATCH_LOG_LEVEL",
-		"TAGWATCH_WEB_LISTEN", "TAGWATCH_REGISTRY_GCR_MAIN_JSONKEY", "TAGWATCH_WATCHER_MAIN_CRON", "TAGWATCH_NOTIFIER_MAIN_URL"} {
+		"TAGWATCH_WEB_LISTEN", "TAGWATCH_REGISTRY_GCR_MAIN_JSONKEY", "TAGWATCH_WATCHER_MAIN_CRON", "TAGWATCH_NOTIFIER_MAIN_URL",
+		"TAGWATCH_LIMITS_CYCLE", "TAGWATCH_LIMITS_TAGLIST"} {
 		if !slices.Contains(names, must) {
 			t.Fatalf("the README's environment reference does not lead to %s; found %v", must, names)
 		}
@@ -115,6 +116,10 @@ func documentedVariables(t *testing.T) []string {
 				for _, k := range notify.Keys {
 					add("TAGWATCH_NOTIFIER_MAIN_" + strings.ToUpper(k))
 				}
+			case "TAGWATCH_LIMITS_<SETTING>":
+				for _, k := range config.LimitKeys() {
+					add("TAGWATCH_LIMITS_" + strings.ToUpper(k))
+				}
 			default:
 				if strings.Contains(name, "<") {
 					t.Fatalf("the README documents %s: teach this test what it stands for", name)
@@ -159,6 +164,14 @@ func valueFor(t *testing.T, name string) (value string, companions []string) {
 		return "30d", nil
 	case name == "TAGWATCH_NOTIFY_RETRYFOR":
 		return "1d12h", nil
+	case strings.HasPrefix(name, "TAGWATCH_LIMITS_"):
+		// Each nests with the others' defaults (request ≤ image ≤ cycle).
+		values := map[string]string{"REQUEST": "10s", "IMAGE": "5m", "CYCLE": "1h", "TAGPAGES": "50", "TAGLIST": "512KiB"}
+		v, ok := values[strings.TrimPrefix(name, "TAGWATCH_LIMITS_")]
+		if !ok {
+			t.Fatalf("no value for %s", name)
+		}
+		return v, nil
 	case name == "TAGWATCH_WEB_ALLOWREMOTE", strings.HasSuffix(name, "_WATCHSTOPPED"), strings.HasSuffix(name, "_WATCHBYDEFAULT"),
 		strings.HasSuffix(name, "_INSECURE"), name == "TAGWATCH_NOTIFIER_MAIN_BATCH", name == "TAGWATCH_NOTIFIER_MAIN_DIGEST":
 		if strings.HasPrefix(name, "TAGWATCH_NOTIFIER_") {
@@ -212,6 +225,7 @@ func describe(c *config.Config, err error) string {
 	}
 	fmt.Fprintf(&b, "cron %q platform %q web %+v\n", c.ImagesCron, c.Platform, c.Web)
 	fmt.Fprintf(&b, "history %+v notify %+v\n", c.History, c.Notify)
+	fmt.Fprintf(&b, "limits %+v\n", c.Limits)
 	for _, n := range c.Notifiers {
 		fmt.Fprintf(&b, "notifier %s type=%s threshold=%s digest=%v batch=%v url=%s images=%q\n",
 			n.Name, n.Type, n.Threshold, deref(n.Digest), n.Batch, n.Redacted(), n.Images())

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -25,7 +26,7 @@ registries have a newer version or a new digest.
 
 Usage:
   tagwatch serve [--config FILE] [--data FILE] [--listen ADDR]
-  tagwatch check [--config FILE] [--json] [--platform OS/ARCH] [IMAGE...]
+  tagwatch check [--config FILE] [--json] [--platform OS/ARCH] [--timeout DURATION] [IMAGE...]
   tagwatch config validate [--config FILE]
   tagwatch config example
   tagwatch config hash-password [--cost N]
@@ -38,7 +39,8 @@ Usage:
 
 Every setting can also come from the environment: TAGWATCH_CONFIG,
 TAGWATCH_DATA, TAGWATCH_SECRET_KEY, TAGWATCH_REGISTRY_<KIND>_<NAME>_<VARIABLE>,
-TAGWATCH_WATCHER_<NAME>_<SETTING>, TAGWATCH_IMAGES, TAGWATCH_WEB_LISTEN, …
+TAGWATCH_WATCHER_<NAME>_<SETTING>, TAGWATCH_IMAGES, TAGWATCH_WEB_LISTEN,
+TAGWATCH_LIMITS_<SETTING>, …
 (add _FILE to read a value from a file); see README.md.
 
 Run 'tagwatch COMMAND --help' (or 'tagwatch help COMMAND') for a command's flags.
@@ -102,12 +104,14 @@ func runCheck(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 	cfgPath := fs.String("config", config.ReadEnv(environ).Get("CONFIG", ""), "configuration `file` (YAML); env TAGWATCH_CONFIG")
 	asJSON := fs.Bool("json", false, "print a JSON array, one object per image")
 	platform := fs.String("platform", "", "platform to resolve multi-arch images to (default from config, else linux/amd64)")
+	timeout := fs.Duration("timeout", 0, "stop after this `duration`, print what was checked, and exit 1 if anything was not (default limits.cycle from config, else 30m)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: tagwatch check [flags] [IMAGE...]
 
 Checks each IMAGE (or, with none, the config file's images:) once and prints
 one result per image: the newest tag of the same shape, the digests, and the
-kind of update. Exit status 0 when every image was checked, 1 when any failed.
+kind of update. Exit status 0 when every image was checked, 1 when any failed
+or was cut short by the deadline (--timeout, else limits.cycle).
 
 Flags:
 `)
@@ -131,11 +135,19 @@ Flags:
 		fmt.Fprintf(stderr, "tagwatch: --platform %q: %v\n", *platform, err)
 		return exitUsage
 	}
+	if *timeout < 0 {
+		fmt.Fprintf(stderr, "tagwatch: --timeout %v: must be positive\n", *timeout)
+		return exitUsage
+	}
+	if *timeout == 0 {
+		*timeout = cfg.Limits.Cycle
+	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	set, err := registries.NewSet(cat, cfg.Registries, registries.Options{
 		Transport: registries.NewTransportFromEnv(func(k string) string { return envOr(environ, k, "") }),
 		Platform:  *plat,
 		Warn:      func(id, msg string) { log.Warn(msg, "registry", id) },
+		Limits:    cfg.Limits.Registries(),
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "tagwatch: %v\n", err)
@@ -152,10 +164,18 @@ Flags:
 		return exitUsage
 	}
 
-	checker := &watcher.Checker{Registries: func() *registries.Set { return set }}
+	checker := &watcher.Checker{
+		Registries:   func() *registries.Set { return set },
+		ImageTimeout: cfg.Limits.Image,
+		CycleTimeout: *timeout,
+	}
+	start := time.Now()
 	results := checker.Run(ctx, targets)
 	if ctx.Err() != nil {
 		return exitAborted
+	}
+	if time.Since(start) >= *timeout {
+		fmt.Fprintf(stderr, "tagwatch: the %s deadline passed; the images not finished say what they were waiting for\n", registries.Duration(*timeout))
 	}
 
 	code := exitOK

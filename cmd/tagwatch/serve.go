@@ -168,7 +168,7 @@ Flags:
 		Watchers: func() []store.WatcherState { return d.Watchers() }})
 	d = &watcher.Daemon{
 		Sources:  sources,
-		Checker:  &watcher.Checker{Registries: live.Set, Observe: met.ObserveCheck},
+		Checker:  &watcher.Checker{Registries: live.Set, Observe: met.ObserveCheck, ImageTimeout: cfg.Limits.Image, CycleTimeout: cfg.Limits.Cycle},
 		Store:    st,
 		Log:      log,
 		Platform: *plat,
@@ -251,6 +251,7 @@ func openRegistries(st *store.Store, cat registries.Catalog, cfg *config.Config,
 		Transport: tr,
 		Platform:  plat,
 		Warn:      func(id, msg string) { log.Warn(msg, "registry", id) },
+		Limits:    cfg.Limits.Registries(),
 	}
 	saved, err := st.Registries()
 	if err != nil {

@@ -64,6 +64,12 @@ func startServeEnv(t *testing.T, env []string, args ...string) *child {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestServeProcess$")
 	cmd.Env = append(os.Environ(), "TWTEST_SERVE_ARGS="+strings.Join(append([]string{"serve"}, args...), "\x1f"),
 		"TWTEST_SERVE_ENV="+strings.Join(env, "\x1f"))
+	return startChild(t, cmd)
+}
+
+// startChild starts cmd, a `tagwatch serve`, and waits until it listens.
+func startChild(t *testing.T, cmd *exec.Cmd) *child {
+	t.Helper()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

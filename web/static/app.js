@@ -97,15 +97,18 @@
     try {
       const before = await getJSON("/api/v1/status");
       const prev = before.last ? before.last.startedAt : null;
-      await getJSON("/api/v1/check", { method: "POST" });
-      const deadline = Date.now() + 15 * 60 * 1000;
+      const answer = await getJSON("/api/v1/check", { method: "POST" });
+      if (answer.joined && answer.message) text.textContent = answer.message;
+      let deadline = Date.now() + 15 * 60 * 1000;
       for (;;) {
         await sleep(400);
         const s = await getJSON("/api/v1/status");
         if (s.running) {
           bar.max = Math.max(s.total, 1);
           bar.value = s.done;
-          text.textContent = "Checking " + s.done + " / " + s.total;
+          // The summary names the registries the cycle is waiting for.
+          text.textContent = s.summary || "Checking " + s.done + " / " + s.total;
+          if (s.deadline) deadline = Math.max(deadline, Date.parse(s.deadline) + 60 * 1000);
         } else if (s.last && s.last.startedAt !== prev) {
           text.textContent = "Done: " + s.last.images + " checked, " + s.last.errors + " errors";
           break;
