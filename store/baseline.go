@@ -94,4 +94,3 @@ func keepAccepted(img *Image, baseline string, acceptedAt time.Time) {
 		img.Update = updateNone
 	}
 }
-
