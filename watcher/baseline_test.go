@@ -88,6 +88,15 @@ func TestListedDigestTracked(t *testing.T) {
 	pin := reg.Push(t, "team/pinned:latest", regtest.Image(t, "pin1")).String()
 	u1 := reg.Push(t, "team/up:1.0.0", regtest.Image(t, "up1")).String()
 	reg.Push(t, "team/up:1.1.0", regtest.Image(t, "up2"))
+	// 16 when 16.4 and 17 exist: a major update, unless the policy stays on 16.
+	sixteen := map[string]string{}
+	for _, repo := range []string{"pg", "pgmin"} {
+		d := reg.Push(t, "team/"+repo+":16", regtest.Image(t, repo+"16"))
+		reg.Tag(t, "team/"+repo, d, "16.4")
+		sixteen[repo] = d.String()
+	}
+	pg17 := reg.Push(t, "team/pg:17", regtest.Image(t, "pg17")).String()
+	reg.Push(t, "team/pgmin:17", regtest.Image(t, "pgmin17"))
 
 	ref := func(s string) string { return reg.Host + "/team/" + s }
 	off := false
@@ -98,6 +107,8 @@ func TestListedDigestTracked(t *testing.T) {
 		static(t, ref("off:latest"), watcher.TagOptions{Digest: &off}),
 		static(t, ref("pinned:latest@"+pin), watcher.TagOptions{}),
 		static(t, ref("up:1.0.0"), watcher.TagOptions{}),
+		static(t, ref("pg:16"), watcher.TagOptions{}),
+		static(t, ref("pgmin:16"), watcher.TagOptions{Policy: watcher.UpdateMinor}),
 	}
 	st := storetest.Open(t)
 	path := st.Path()
@@ -137,6 +148,8 @@ func TestListedDigestTracked(t *testing.T) {
 		ref("off:latest"):           {"none", o1, o1, o1},
 		ref("pinned:latest@" + pin): {"none", pin, pin, ""},
 		ref("up:1.0.0"):             {"minor", u1, up2, u1},
+		ref("pg:16"):                {"major", sixteen["pg"], pg17, sixteen["pg"]},
+		ref("pgmin:16"):             {"none", sixteen["pgmin"], sixteen["pgmin"], sixteen["pgmin"]},
 	})
 
 	// New images behind every tag.
@@ -146,6 +159,8 @@ func TestListedDigestTracked(t *testing.T) {
 	o2 := reg.Push(t, "team/off:latest", regtest.Image(t, "off2")).String()
 	pin2 := reg.Push(t, "team/pinned:latest", regtest.Image(t, "pin2")).String()
 	reg.Push(t, "team/up:1.0.0", regtest.Image(t, "up1-rebuilt"))
+	reg.Push(t, "team/pg:16", regtest.Image(t, "pg16-rebuilt"))
+	pgmin2 := reg.Push(t, "team/pgmin:16", regtest.Image(t, "pgmin16-rebuilt")).String()
 	pending := map[string]want{
 		ref("app:latest"):           {"digest", a1, a2, a1},
 		ref("db:16"):                {"digest", p1, p2, p1},
@@ -153,6 +168,8 @@ func TestListedDigestTracked(t *testing.T) {
 		ref("off:latest"):           {"none", o2, o2, o2}, // digest: false, the same
 		ref("pinned:latest@" + pin): {"digest", pin, pin2, ""},
 		ref("up:1.0.0"):             {"minor", u1, up2, u1}, // a newer tag wins; the baseline waits
+		ref("pg:16"):                {"major", sixteen["pg"], pg17, sixteen["pg"]},
+		ref("pgmin:16"):             {"digest", sixteen["pgmin"], pgmin2, sixteen["pgmin"]}, // policy: minor stays on 16 and sees its rebuilds
 	}
 	expect("after the pushes", cycle(d, st), pending)
 	expect("a cycle later", cycle(d, st), pending)
@@ -174,10 +191,10 @@ func TestListedDigestTracked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(hist) != 4 { // up's minor, then three digest updates
-		t.Errorf("history has %d entries, want 4: %+v", len(hist), hist)
+	if len(hist) != 6 { // up's minor and pg's major, then four digest updates
+		t.Errorf("history has %d entries, want 6: %+v", len(hist), hist)
 	}
-	for _, r := range []string{ref("app:latest"), ref("db:16"), ref("pinned:latest@" + pin), ref("up:1.0.0")} {
+	for _, r := range []string{ref("app:latest"), ref("db:16"), ref("pinned:latest@" + pin), ref("up:1.0.0"), ref("pg:16"), ref("pgmin:16")} {
 		if n := routes.count(r); n != 1 {
 			t.Errorf("%s was announced %d times, want once", r, n)
 		}

@@ -68,6 +68,11 @@ func TestListedDigestServe(t *testing.T) {
 	c.checkNow(t)
 	pending("a check later")
 
+	// check --state cannot share the running daemon's file.
+	if _, errOut, code := tagwatch(t, nil, "check", "--state", db, ref); code != exitFailed || !strings.Contains(errOut, "--state "+db+" is locked by another tagwatch") {
+		t.Errorf("check --state on serve's file: exit %d, %s", code, errOut)
+	}
+
 	stopServe(t, c, syscall.SIGTERM)
 	c = startServe(t, args...)
 	pending("after a restart")
@@ -181,8 +186,11 @@ func TestCheckState(t *testing.T) {
 		t.Errorf("text run: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
 	// Without --state the run knows no baseline: the same image is up to date.
-	if rs, code := checkJSON(t, env); code != 0 || one(rs).Update != watcher.UpdateNone {
+	if rs, code := checkJSON(t, env); code != 0 || one(rs).Update != watcher.UpdateNone || one(rs).Baseline != second {
 		t.Errorf("without --state: exit %d, %+v", code, rs)
+	}
+	if _, err := os.Stat(state + ".key"); err != nil {
+		t.Errorf("no key file beside the state file: %v", err)
 	}
 	st, err := store.Open(state)
 	if err != nil {

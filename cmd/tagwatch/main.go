@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -294,6 +295,10 @@ func openState(path string, environ []string, stderr io.Writer) (*store.Store, i
 		return nil, exitUsage
 	}
 	st, err := store.Open(path, keyOpts...)
+	if errors.Is(err, store.ErrLocked) {
+		fmt.Fprintf(stderr, "tagwatch: --state %s is locked by another tagwatch (a running serve, or another check): give check a file of its own\n", path)
+		return nil, exitFailed
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "tagwatch: --state: %v\n", err)
 		return nil, exitFailed
