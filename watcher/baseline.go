@@ -1,6 +1,7 @@
 package watcher
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 
@@ -9,11 +10,14 @@ import (
 
 // withBaselines gives each tracked target the baseline its stored record
 // holds (the record of key order[i]), so that the check compares the tag's
-// digest with the digest accepted as current.
+// digest with the digest accepted as current. A record written before
+// baselines existed has none: the digest its last check saw behind the tag
+// stands in, so that an image pushed since that check is not missed.
 func withBaselines(targets []Target, order []string, prev map[string]store.Image) {
 	for i := range targets {
 		if targets[i].tracked() {
-			targets[i].Baseline = prev[order[i]].Baseline
+			p := prev[order[i]]
+			targets[i].Baseline = cmp.Or(p.Baseline, p.Digest)
 		}
 	}
 }

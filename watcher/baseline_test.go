@@ -390,3 +390,31 @@ func TestCheckOnce(t *testing.T) {
 		t.Errorf("app's record is under %q", imgs[0].Key)
 	}
 }
+
+// TestBaselineFromOlderRecord: a record stored before baselines existed
+// (the digest its last check saw, no baseline) gives the baseline, so an
+// image pushed between that check and the first one after an upgrade is
+// still reported.
+func TestBaselineFromOlderRecord(t *testing.T) {
+	reg := regtest.Start(t, regtest.Options{})
+	old := reg.Push(t, "team/app:latest", regtest.Image(t, "old")).String()
+	si := static(t, reg.Host+"/team/app:latest", watcher.TagOptions{})
+	st := storetest.Open(t)
+	d := listedDaemon(t, st, si)
+	rec := store.Image{
+		Key: watcher.RecordKey(watcher.Target{Image: si.Image, Platform: d.Platform}), Image: si.Image.Given, Reference: si.Image.String(),
+		Registry: "custom." + reg.Host, Platform: "linux/amd64", Where: []store.Location{{Watcher: "config", Kind: "config"}},
+		Tag: "latest", Digest: old, LatestTag: "latest", LatestDigest: old, Update: "none", LastChecked: time.Now().UTC(),
+	}
+	if err := st.PutImages([]store.Image{rec}); err != nil {
+		t.Fatal(err)
+	}
+	pushed := reg.Push(t, "team/app:latest", regtest.Image(t, "new")).String()
+	if rep := d.RunCycle(context.Background(), d.Sources); rep.Errors != 0 || len(rep.Updates) != 1 {
+		t.Fatalf("cycle: %+v", rep)
+	}
+	img := byReference(t, st)[si.Image.String()]
+	if img.Key != rec.Key || img.Update != "digest" || img.Baseline != old || img.Digest != old || img.LatestDigest != pushed {
+		t.Errorf("after the upgrade's first cycle: %+v; want digest from %s to %s", img, old, pushed)
+	}
+}

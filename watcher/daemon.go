@@ -305,6 +305,9 @@ func (d *Daemon) RunCycle(ctx context.Context, sources []Scheduled) (rep CycleRe
 				order = append(order, k)
 			}
 			g.found = append(g.found, f)
+			// One place that cannot tell the digest in use (the config
+			// list) is enough to keep a baseline for the record.
+			g.target.Track = g.target.Track || f.Target.Track
 		}
 	}
 	sort.Strings(order)
