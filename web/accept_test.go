@@ -145,14 +145,23 @@ func TestAcceptForm(t *testing.T) {
 	if err := f.st.PutImages(imgs); err != nil {
 		t.Fatal(err)
 	}
+	// Two listed images wait (the newer tag and the container cannot be
+	// accepted): the dashboard offers them at once.
+	_, page := f.do("GET", "/", nil)
+	if !strings.Contains(page, "Mark all 2 as current") {
+		t.Errorf("the dashboard does not offer the two waiting digests at once:\n%s", page)
+	}
 	res, body := f.do("POST", "/images/accept", url.Values{"key": {imgs[0].Key}})
 	want(t, res, body, http.StatusSeeOther)
 	if loc := res.Header.Get("Location"); loc != "/?accepted=1" {
 		t.Fatalf("redirected to %q", loc)
 	}
-	_, page := f.do("GET", "/?accepted=1", nil)
+	_, page = f.do("GET", "/?accepted=1", nil)
 	if !strings.Contains(page, "Marked 1 image as current") {
 		t.Errorf("no flash after the accept:\n%s", page)
+	}
+	if !strings.Contains(page, "Mark all 1 as current") {
+		t.Errorf("after one accept the dashboard does not offer the one left:\n%s", page)
 	}
 	if stored, _, _ := f.st.Image(imgs[0].Key); stored.Update != "none" {
 		t.Errorf("not accepted: %+v", stored)
@@ -171,6 +180,9 @@ func TestAcceptForm(t *testing.T) {
 	_, page = f.do("GET", "/?accepted=0", nil)
 	if !strings.Contains(page, "Nothing to mark as current") {
 		t.Error("no flash for nothing accepted")
+	}
+	if strings.Contains(page, "as current</button>") {
+		t.Errorf("with nothing waiting the dashboard still offers Mark as current:\n%s", page)
 	}
 }
 

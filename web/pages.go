@@ -86,10 +86,13 @@ func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, err error) {
 
 type dashboardPage struct {
 	base
-	Images      []store.Image
-	All         int
-	Updates     int
-	Errors      int
+	Images  []store.Image
+	All     int
+	Updates int
+	Errors  int
+	// Acceptable counts the new digests waiting behind listed tags, which
+	// Mark all as current accepts at once.
+	Acceptable  int
 	Q           string
 	UpdatesOnly bool
 	Status      *watcher.Status
@@ -110,6 +113,9 @@ func (s *Server) dashboardPage(w http.ResponseWriter, r *http.Request) {
 		}
 		if img.Error != "" {
 			d.Errors++
+		}
+		if img.Acceptable() {
+			d.Acceptable++
 		}
 	}
 	d.Q = r.URL.Query().Get("q")

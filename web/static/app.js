@@ -149,11 +149,12 @@
     }
   }
 
-  // reloadRows fetches the page again and swaps in its rows and summary.
+  // reloadRows fetches the page again and swaps in its rows, its summary and
+  // the Mark all as current button.
   async function reloadRows() {
     const res = await fetch(location.pathname, { credentials: "same-origin" });
     const doc = new DOMParser().parseFromString(await res.text(), "text/html");
-    for (const id of ["image-rows", "summary"]) {
+    for (const id of ["image-rows", "summary", "accept-all"]) {
       const fresh = doc.getElementById(id), old = document.getElementById(id);
       if (fresh && old) old.replaceWith(document.adoptNode(fresh));
     }
