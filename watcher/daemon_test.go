@@ -2,8 +2,6 @@ package watcher_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -15,46 +13,10 @@ import (
 
 	"github.com/tagwatch/tagwatch/internal/regtest"
 	"github.com/tagwatch/tagwatch/internal/storetest"
+	"github.com/tagwatch/tagwatch/internal/watchtest"
 	"github.com/tagwatch/tagwatch/registries"
-	"github.com/tagwatch/tagwatch/store"
 	"github.com/tagwatch/tagwatch/watcher"
 )
-
-func newDaemon(t *testing.T, st *store.Store, refs ...string) *watcher.Daemon {
-	t.Helper()
-	set, err := registries.NewSet(registries.DefaultCatalog(), nil, registries.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var imgs []watcher.StaticImage
-	for _, r := range refs {
-		img, err := registries.ParseImage(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		imgs = append(imgs, watcher.StaticImage{Image: img})
-	}
-	return &watcher.Daemon{
-		Sources:  []watcher.Scheduled{{Source: watcher.StaticSource{Images: imgs}}},
-		Checker:  &watcher.Checker{Registries: func() *registries.Set { return set }},
-		Store:    st,
-		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Platform: regtest.Platform("linux/amd64"),
-	}
-}
-
-func byReference(t *testing.T, st *store.Store) map[string]store.Image {
-	t.Helper()
-	imgs, err := st.Images()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]store.Image{}
-	for _, img := range imgs {
-		out[img.Reference] = img
-	}
-	return out
-}
 
 // TestDaemonCycles runs cycles against a real registry and a real bbolt
 // file: results stored, an update recorded in history once, and first-seen
@@ -66,14 +28,14 @@ func TestDaemonCycles(t *testing.T) {
 	pinned := reg.Host + "/team/app:latest@" + latest
 
 	st := storetest.Open(t)
-	d := newDaemon(t, st, reg.Host+"/team/app:1.0.0", pinned)
+	d := watchtest.Daemon(t, st, watcher.StaticSource{Images: watchtest.Images(t, reg.Host+"/team/app:1.0.0", pinned)})
 	ctx := context.Background()
 
 	rep := d.RunCycle(ctx, d.Sources)
 	if rep.Images != 2 || rep.Errors != 0 || len(rep.Updates) != 0 {
 		t.Fatalf("first cycle: %+v", rep)
 	}
-	first := byReference(t, st)
+	first := watchtest.ByReference(t, st)
 	if img := first[reg.Host+"/team/app:1.0.0"]; img.Update != "none" || img.LatestTag != "1.0.0" || img.Where[0].Watcher != "config" {
 		t.Fatalf("1.0.0 after the first cycle: %+v", img)
 	}
@@ -85,7 +47,7 @@ func TestDaemonCycles(t *testing.T) {
 	if len(rep.Updates) != 2 {
 		t.Fatalf("second cycle found %d updates, want 2: %+v", len(rep.Updates), rep.Updates)
 	}
-	now := byReference(t, st)
+	now := watchtest.ByReference(t, st)
 	if img := now[reg.Host+"/team/app:1.0.0"]; img.Update != "minor" || img.LatestTag != "1.1.0" {
 		t.Errorf("1.0.0: update=%q latestTag=%q, want minor 1.1.0", img.Update, img.LatestTag)
 	}
@@ -123,12 +85,12 @@ func TestDaemonBrokenRegistry(t *testing.T) {
 	dead.Close()
 
 	st := storetest.Open(t)
-	d := newDaemon(t, st, reg.Host+"/team/app:1.0.0", deadHost+"/team/gone:1.0.0")
+	d := watchtest.Daemon(t, st, watcher.StaticSource{Images: watchtest.Images(t, reg.Host+"/team/app:1.0.0", deadHost+"/team/gone:1.0.0")})
 	rep := d.RunCycle(context.Background(), d.Sources)
 	if rep.Images != 2 || rep.Errors != 1 {
 		t.Fatalf("report %+v", rep)
 	}
-	got := byReference(t, st)
+	got := watchtest.ByReference(t, st)
 	if img := got[deadHost+"/team/gone:1.0.0"]; img.Error == "" || img.Update != "unknown" || img.Registry != "custom."+deadHost {
 		t.Errorf("unreachable image: %+v", img)
 	}
@@ -160,12 +122,12 @@ func TestDaemonHonoursRetryAfter(t *testing.T) {
 	host := strings.TrimPrefix(srv.URL, "http://")
 
 	st := storetest.Open(t)
-	d := newDaemon(t, st, host+"/team/app:1.0.0", host+"/team/app:1.0.1")
+	d := watchtest.Daemon(t, st, watcher.StaticSource{Images: watchtest.Images(t, host+"/team/app:1.0.0", host+"/team/app:1.0.1")})
 	start := time.Now()
 	rep := d.RunCycle(context.Background(), d.Sources)
 	elapsed := time.Since(start)
 	if rep.Errors != 0 || rep.Images != 2 {
-		t.Fatalf("cycle %+v; images: %+v", rep, byReference(t, st))
+		t.Fatalf("cycle %+v; images: %+v", rep, watchtest.ByReference(t, st))
 	}
 	if refused.Load() < 3 {
 		t.Fatalf("the proxy refused only %d requests; the test did not exercise 429", refused.Load())

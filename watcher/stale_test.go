@@ -2,8 +2,6 @@ package watcher_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +9,7 @@ import (
 	"github.com/tagwatch/tagwatch/internal/dockertest"
 	"github.com/tagwatch/tagwatch/internal/regtest"
 	"github.com/tagwatch/tagwatch/internal/storetest"
+	"github.com/tagwatch/tagwatch/internal/watchtest"
 	"github.com/tagwatch/tagwatch/registries"
 	"github.com/tagwatch/tagwatch/store"
 	"github.com/tagwatch/tagwatch/watcher"
@@ -30,7 +29,7 @@ func TestUnreachableDockerEngine(t *testing.T) {
 	proxy := dockertest.NewProxy(t, host)
 	src := &watcher.DockerSource{Watcher: "nas", Host: proxy.Host, WatchByDefault: true, WatchStopped: true}
 	t.Cleanup(func() { src.Close() })
-	checkUnreachable(t, reg, proxy, filterSource{Source: src, host: reg.Host}, "docker", "docker", web)
+	checkUnreachable(t, reg, proxy, watchtest.OnlyHost{Source: src, Host: reg.Host}, "docker", "docker", web)
 }
 
 // checkUnreachable runs a daemon over src (whose engine is behind proxy)
@@ -53,20 +52,7 @@ func checkUnreachable(t *testing.T, reg *regtest.Registry, proxy *dockertest.Pro
 		t.Fatal(err)
 	}
 	st := storetest.Open(t)
-	set, err := registries.NewSet(registries.DefaultCatalog(), nil, registries.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &watcher.Daemon{
-		Sources: []watcher.Scheduled{
-			{Source: src},
-			{Source: watcher.StaticSource{Images: []watcher.StaticImage{{Image: listed}}}},
-		},
-		Checker:  &watcher.Checker{Registries: func() *registries.Set { return set }},
-		Store:    st,
-		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Platform: regtest.Platform("linux/amd64"),
-	}
+	d := watchtest.Daemon(t, st, src, watcher.StaticSource{Images: []watcher.StaticImage{{Image: listed}}})
 	ctx := context.Background()
 	name := src.Name()
 
@@ -74,7 +60,7 @@ func checkUnreachable(t *testing.T, reg *regtest.Registry, proxy *dockertest.Pro
 	if rep.Images != len(wantRefs)+1 {
 		t.Fatalf("first cycle: %+v", rep)
 	}
-	first := byReference(t, st)
+	first := watchtest.ByReference(t, st)
 	for _, ref := range wantRefs {
 		img, ok := first[ref]
 		if !ok || len(img.Where) == 0 || img.Where[0].Kind != locKind || !img.Where[0].StaleSince.IsZero() {
@@ -93,7 +79,7 @@ func checkUnreachable(t *testing.T, reg *regtest.Registry, proxy *dockertest.Pro
 	if rep.Sources[name] == "" || rep.Sources[watcher.StaticWatcher] != "" {
 		t.Fatalf("cycle with %s down: %+v", name, rep.Sources)
 	}
-	got := byReference(t, st)
+	got := watchtest.ByReference(t, st)
 	if l := got[listed.String()]; l.Update != "minor" || l.LatestTag != "1.1.0" {
 		t.Errorf("the config list's image was not checked while %s was down: %+v", name, l)
 	}
@@ -130,7 +116,7 @@ func checkUnreachable(t *testing.T, reg *regtest.Registry, proxy *dockertest.Pro
 		t.Errorf("still down: %+v, was %+v", again, down)
 	}
 	for _, ref := range wantRefs {
-		if img := byReference(t, st)[ref]; len(img.Where) == 0 || !img.Where[0].StaleSince.Equal(down.FailingSince) {
+		if img := watchtest.ByReference(t, st)[ref]; len(img.Where) == 0 || !img.Where[0].StaleSince.Equal(down.FailingSince) {
 			t.Errorf("%s: stale mark moved: %+v", ref, img.Where)
 		}
 	}
@@ -142,7 +128,7 @@ func checkUnreachable(t *testing.T, reg *regtest.Registry, proxy *dockertest.Pro
 		t.Errorf("back up: %+v, %+v", rep.Sources, back)
 	}
 	for _, ref := range wantRefs {
-		img := byReference(t, st)[ref]
+		img := watchtest.ByReference(t, st)[ref]
 		for _, l := range img.Where {
 			if !l.StaleSince.IsZero() {
 				t.Errorf("%s: still stale after a listing that worked: %+v", ref, l)
