@@ -23,7 +23,6 @@ import (
 	"time"
 
 	"github.com/tagwatch/tagwatch/config"
-	"github.com/tagwatch/tagwatch/internal/regtest"
 	"github.com/tagwatch/tagwatch/notify"
 	"github.com/tagwatch/tagwatch/registries"
 	"github.com/tagwatch/tagwatch/store"
@@ -165,13 +164,7 @@ func TestHostileRegistryNeverRelayed(t *testing.T) {
 			}
 			var d *watcher.Daemon
 			f := newFixtureWith(t, config.WebAuth{}, nil, nil, func(f *fixture) {
-				d = &watcher.Daemon{
-					Sources:  []watcher.Scheduled{{Source: watcher.StaticSource{Images: []watcher.StaticImage{{Image: img}}}, Cron: "0 0 1 1 *"}},
-					Checker:  &watcher.Checker{Registries: f.live.Set},
-					Store:    f.st,
-					Log:      f.srv.Log,
-					Platform: regtest.Platform("linux/amd64"),
-				}
+				d = listDaemon(f.st, f.live, f.srv.Log, watcher.StaticImage{Image: img})
 				f.srv.Daemon = d
 			})
 			defer checkNoMarker(t, f)
@@ -203,26 +196,8 @@ func TestHostileRegistryNeverRelayed(t *testing.T) {
 			want(t, res, tilePage, http.StatusOK)
 
 			// A real cycle: the dashboard and the images API.
-			ctx, stop := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			go func() { defer close(done); _ = d.Run(ctx) }()
-			t.Cleanup(func() { stop(); <-done })
-			var row store.Image
-			deadline := time.Now().Add(60 * time.Second)
-			for {
-				imgs, err := f.st.Images()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if len(imgs) == 1 && !imgs[0].LastChecked.IsZero() {
-					row = imgs[0]
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatal("no check result within 60s")
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
+			runDaemon(t, d)
+			row := checkedOne(t, f.st)
 			res, body = f.do("GET", "/api/v1/images", nil)
 			want(t, res, body, http.StatusOK)
 			res, dash := f.do("GET", "/", nil)
