@@ -103,9 +103,9 @@ func TestListedDigestTracked(t *testing.T) {
 	cycle := func(d *watcher.Daemon, st *store.Store) map[string]store.Image {
 		t.Helper()
 		if rep := d.RunCycle(ctx, d.Sources); rep.Errors != 0 {
-			t.Fatalf("cycle: %+v\n%+v", rep, watchtest.ByReference(t, st))
+			t.Fatalf("cycle: %+v\n%+v", rep, byReference(t, st))
 		}
-		return watchtest.ByReference(t, st)
+		return byReference(t, st)
 	}
 	type want struct {
 		update, digest, latest, baseline string
@@ -189,7 +189,7 @@ func TestListedDigestTracked(t *testing.T) {
 	}
 
 	// Accepted: app's new image is current; db still waits.
-	key := watchtest.ByReference(t, st)[ref("app:latest")].Key
+	key := byReference(t, st)[ref("app:latest")].Key
 	if acc, err := st.AcceptDigests([]string{key}, time.Now().UTC()); err != nil || len(acc) != 1 {
 		t.Fatalf("accept: %+v, %v", acc, err)
 	}
@@ -295,7 +295,7 @@ func TestAcceptDuringCycle(t *testing.T) {
 	d.RunCycle(ctx, d.Sources)
 	two := reg.Push(t, "team/app:latest", regtest.Image(t, "two")).String()
 	d.RunCycle(ctx, d.Sources)
-	img := watchtest.ByReference(t, st)[host+"/team/app:latest"]
+	img := byReference(t, st)[host+"/team/app:latest"]
 	if img.Update != "digest" || img.LatestDigest != two {
 		t.Fatalf("before the accept: %+v", img)
 	}
@@ -322,12 +322,12 @@ func TestAcceptDuringCycle(t *testing.T) {
 	if rep := <-done; rep.Errors != 0 {
 		t.Fatalf("cycle: %+v", rep)
 	}
-	img = watchtest.ByReference(t, st)[host+"/team/app:latest"]
+	img = byReference(t, st)[host+"/team/app:latest"]
 	if img.Update != "none" || img.Baseline != two || !img.AcceptedAt.Equal(at) {
 		t.Errorf("after a cycle that ran across the accept: update=%q baseline=%q acceptedAt=%v; want none, %s, %v", img.Update, img.Baseline, img.AcceptedAt, two, at)
 	}
 	d.RunCycle(ctx, d.Sources)
-	if img = watchtest.ByReference(t, st)[host+"/team/app:latest"]; img.Update != "none" || img.Baseline != two {
+	if img = byReference(t, st)[host+"/team/app:latest"]; img.Update != "none" || img.Baseline != two {
 		t.Errorf("the cycle after: update=%q baseline=%q", img.Update, img.Baseline)
 	}
 }
@@ -396,7 +396,7 @@ func TestBaselineFromOlderRecord(t *testing.T) {
 	if rep := d.RunCycle(context.Background(), d.Sources); rep.Errors != 0 || len(rep.Updates) != 1 {
 		t.Fatalf("cycle: %+v", rep)
 	}
-	img := watchtest.ByReference(t, st)[si.Image.String()]
+	img := byReference(t, st)[si.Image.String()]
 	if img.Key != rec.Key || img.Update != "digest" || img.Baseline != old || img.Digest != old || img.LatestDigest != pushed {
 		t.Errorf("after the upgrade's first cycle: %+v; want digest from %s to %s", img, old, pushed)
 	}

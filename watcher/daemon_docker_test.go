@@ -43,7 +43,7 @@ func TestDaemonWatchesDockerEngine(t *testing.T) {
 	if rep.Images != 2 || rep.Errors != 0 || rep.Sources["local"] != "" {
 		t.Fatalf("first cycle: %+v", rep)
 	}
-	got := watchtest.ByReference(t, st)
+	got := byReference(t, st)
 	w := got[web]
 	if w.Update != "none" || w.DisplayName != "Web front" || len(w.Where) != 2 || w.Digest == "" {
 		t.Fatalf("web after the first cycle: %+v", w)
@@ -64,7 +64,7 @@ func TestDaemonWatchesDockerEngine(t *testing.T) {
 	if len(rep.Updates) != 2 || rep.Errors != 0 {
 		t.Fatalf("second cycle: %+v", rep)
 	}
-	got = watchtest.ByReference(t, st)
+	got = byReference(t, st)
 	if got[web].Update != "minor" || got[web].LatestTag != "1.1.0" || got[web].LatestDigest != newer {
 		t.Errorf("web: %+v", got[web])
 	}

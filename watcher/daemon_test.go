@@ -15,8 +15,22 @@ import (
 	"github.com/tagwatch/tagwatch/internal/storetest"
 	"github.com/tagwatch/tagwatch/internal/watchtest"
 	"github.com/tagwatch/tagwatch/registries"
+	"github.com/tagwatch/tagwatch/store"
 	"github.com/tagwatch/tagwatch/watcher"
 )
+
+// newDaemon is watchtest's daemon over the config list refs, and
+// byReference the store's records by reference: the names this package's
+// tests (deadline_test.go among them) have always called.
+func newDaemon(t *testing.T, st *store.Store, refs ...string) *watcher.Daemon {
+	t.Helper()
+	return watchtest.Daemon(t, st, watcher.StaticSource{Images: watchtest.Images(t, refs...)})
+}
+
+func byReference(t *testing.T, st *store.Store) map[string]store.Image {
+	t.Helper()
+	return watchtest.ByReference(t, st)
+}
 
 // TestDaemonCycles runs cycles against a real registry and a real bbolt
 // file: results stored, an update recorded in history once, and first-seen
@@ -28,14 +42,14 @@ func TestDaemonCycles(t *testing.T) {
 	pinned := reg.Host + "/team/app:latest@" + latest
 
 	st := storetest.Open(t)
-	d := watchtest.Daemon(t, st, watcher.StaticSource{Images: watchtest.Images(t, reg.Host+"/team/app:1.0.0", pinned)})
+	d := newDaemon(t, st, reg.Host+"/team/app:1.0.0", pinned)
 	ctx := context.Background()
 
 	rep := d.RunCycle(ctx, d.Sources)
 	if rep.Images != 2 || rep.Errors != 0 || len(rep.Updates) != 0 {
 		t.Fatalf("first cycle: %+v", rep)
 	}
-	first := watchtest.ByReference(t, st)
+	first := byReference(t, st)
 	if img := first[reg.Host+"/team/app:1.0.0"]; img.Update != "none" || img.LatestTag != "1.0.0" || img.Where[0].Watcher != "config" {
 		t.Fatalf("1.0.0 after the first cycle: %+v", img)
 	}
@@ -47,7 +61,7 @@ func TestDaemonCycles(t *testing.T) {
 	if len(rep.Updates) != 2 {
 		t.Fatalf("second cycle found %d updates, want 2: %+v", len(rep.Updates), rep.Updates)
 	}
-	now := watchtest.ByReference(t, st)
+	now := byReference(t, st)
 	if img := now[reg.Host+"/team/app:1.0.0"]; img.Update != "minor" || img.LatestTag != "1.1.0" {
 		t.Errorf("1.0.0: update=%q latestTag=%q, want minor 1.1.0", img.Update, img.LatestTag)
 	}
@@ -85,12 +99,12 @@ func TestDaemonBrokenRegistry(t *testing.T) {
 	dead.Close()
 
 	st := storetest.Open(t)
-	d := watchtest.Daemon(t, st, watcher.StaticSource{Images: watchtest.Images(t, reg.Host+"/team/app:1.0.0", deadHost+"/team/gone:1.0.0")})
+	d := newDaemon(t, st, reg.Host+"/team/app:1.0.0", deadHost+"/team/gone:1.0.0")
 	rep := d.RunCycle(context.Background(), d.Sources)
 	if rep.Images != 2 || rep.Errors != 1 {
 		t.Fatalf("report %+v", rep)
 	}
-	got := watchtest.ByReference(t, st)
+	got := byReference(t, st)
 	if img := got[deadHost+"/team/gone:1.0.0"]; img.Error == "" || img.Update != "unknown" || img.Registry != "custom."+deadHost {
 		t.Errorf("unreachable image: %+v", img)
 	}
@@ -122,12 +136,12 @@ func TestDaemonHonoursRetryAfter(t *testing.T) {
 	host := strings.TrimPrefix(srv.URL, "http://")
 
 	st := storetest.Open(t)
-	d := watchtest.Daemon(t, st, watcher.StaticSource{Images: watchtest.Images(t, host+"/team/app:1.0.0", host+"/team/app:1.0.1")})
+	d := newDaemon(t, st, host+"/team/app:1.0.0", host+"/team/app:1.0.1")
 	start := time.Now()
 	rep := d.RunCycle(context.Background(), d.Sources)
 	elapsed := time.Since(start)
 	if rep.Errors != 0 || rep.Images != 2 {
-		t.Fatalf("cycle %+v; images: %+v", rep, watchtest.ByReference(t, st))
+		t.Fatalf("cycle %+v; images: %+v", rep, byReference(t, st))
 	}
 	if refused.Load() < 3 {
 		t.Fatalf("the proxy refused only %d requests; the test did not exercise 429", refused.Load())

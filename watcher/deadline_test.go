@@ -3,6 +3,8 @@ package watcher_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -14,10 +16,22 @@ import (
 
 	"github.com/tagwatch/tagwatch/internal/regtest"
 	"github.com/tagwatch/tagwatch/internal/storetest"
-	"github.com/tagwatch/tagwatch/internal/watchtest"
 	"github.com/tagwatch/tagwatch/registries"
 	"github.com/tagwatch/tagwatch/watcher"
 )
+
+func staticImages(t *testing.T, refs ...string) []watcher.StaticImage {
+	t.Helper()
+	var imgs []watcher.StaticImage
+	for _, r := range refs {
+		img, err := registries.ParseImage(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		imgs = append(imgs, watcher.StaticImage{Image: img})
+	}
+	return imgs
+}
 
 // TestSlowRegistryIsolated runs the daemon on a real bbolt file with a
 // healthy real registry and a registry that sends every tag list at one
@@ -50,8 +64,13 @@ func TestSlowRegistryIsolated(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := storetest.Open(t)
-	d := watchtest.DaemonOn(st, set, watcher.StaticSource{Images: watchtest.Images(t, refs...)})
-	d.Checker.ImageTimeout, d.Checker.CycleTimeout = 4*time.Second, cycle
+	d := &watcher.Daemon{
+		Sources:  []watcher.Scheduled{{Source: watcher.StaticSource{Images: staticImages(t, refs...)}}},
+		Checker:  &watcher.Checker{Registries: func() *registries.Set { return set }, ImageTimeout: 4 * time.Second, CycleTimeout: cycle},
+		Store:    st,
+		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Platform: regtest.Platform("linux/amd64"),
+	}
 	start := time.Now()
 	reports := make(chan watcher.CycleReport, 1)
 	go func() { reports <- d.RunCycle(context.Background(), d.Sources) }()
@@ -64,7 +83,7 @@ func TestSlowRegistryIsolated(t *testing.T) {
 		if time.Since(start) > time.Minute {
 			t.Fatal("the healthy images were not stored within a minute")
 		}
-		imgs := watchtest.ByReference(t, st)
+		imgs := byReference(t, st)
 		ok := 0
 		for _, r := range refs[:3] {
 			if img, found := imgs[r]; found && img.Error == "" && img.Update == "minor" {
@@ -110,7 +129,7 @@ func TestSlowRegistryIsolated(t *testing.T) {
 
 	// Every slow image is stored, with an error that says why.
 	var timedOut, cut, queued int
-	imgs := watchtest.ByReference(t, st)
+	imgs := byReference(t, st)
 	for _, r := range refs[3:] {
 		img, ok := imgs[r]
 		if !ok {
@@ -167,7 +186,7 @@ func TestFailedCheckKeepsLastResult(t *testing.T) {
 	host := strings.TrimPrefix(srv.URL, "http://")
 
 	st := storetest.Open(t)
-	d := watchtest.Daemon(t, st, watcher.StaticSource{Images: watchtest.Images(t, host+"/team/app:1.0.0")})
+	d := newDaemon(t, st, host+"/team/app:1.0.0")
 	ctx := context.Background()
 	for i, tt := range []struct {
 		broken  bool
@@ -175,7 +194,7 @@ func TestFailedCheckKeepsLastResult(t *testing.T) {
 	}{{false, 1}, {true, 0}, {false, 0}} {
 		broken.Store(tt.broken)
 		rep := d.RunCycle(ctx, d.Sources)
-		img := watchtest.ByReference(t, st)[host+"/team/app:1.0.0"]
+		img := byReference(t, st)[host+"/team/app:1.0.0"]
 		if len(rep.Updates) != tt.updates || img.Update != "minor" || img.LatestTag != "1.1.0" || (img.Error != "") != tt.broken {
 			t.Errorf("cycle %d (registry broken: %v): %d new updates, record update=%q latestTag=%q error=%q",
 				i+1, tt.broken, len(rep.Updates), img.Update, img.LatestTag, img.Error)

@@ -9,9 +9,7 @@ import (
 
 	"github.com/tagwatch/tagwatch/internal/regtest"
 	"github.com/tagwatch/tagwatch/internal/storetest"
-	"github.com/tagwatch/tagwatch/internal/watchtest"
 	"github.com/tagwatch/tagwatch/store"
-	"github.com/tagwatch/tagwatch/watcher"
 )
 
 // TestDaemonOutboxAndRetention: a cycle's updates and the messages Route
@@ -27,7 +25,7 @@ func TestDaemonOutboxAndRetention(t *testing.T) {
 		refs = append(refs, reg.Host+"/"+repo+":1.0.0")
 	}
 	st := storetest.Open(t)
-	d := watchtest.Daemon(t, st, watcher.StaticSource{Images: watchtest.Images(t, refs...)})
+	d := newDaemon(t, st, refs...)
 	var routed [][]store.HistoryEntry
 	d.Route = func(saved []store.HistoryEntry) []store.OutboxMessage {
 		routed = append(routed, saved)

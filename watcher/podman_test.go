@@ -118,7 +118,7 @@ func TestPodman(t *testing.T) {
 		d := watchtest.Daemon(t, st, watchtest.OnlyHost{Source: src, Host: reg.Host})
 		ctx := context.Background()
 		rep := d.RunCycle(ctx, d.Sources)
-		got := watchtest.ByReference(t, st)
+		got := byReference(t, st)
 		if rep.Images != 3 || rep.Errors != 0 || got[appRef].Update != "none" || got[multiRef].Update != "none" || got[singleRef].Update != "none" {
 			t.Fatalf("first cycle: %+v\n%+v", rep, got)
 		}
@@ -131,7 +131,7 @@ func TestPodman(t *testing.T) {
 		rebuilt, _ := amd64b.Digest()
 
 		rep = d.RunCycle(ctx, d.Sources)
-		got = watchtest.ByReference(t, st)
+		got = byReference(t, st)
 		if a := got[appRef]; a.Update != "minor" || a.LatestDigest != newer {
 			t.Errorf("app: %+v", a)
 		}
@@ -147,7 +147,7 @@ func TestPodman(t *testing.T) {
 
 		pm.Podman(t, "rm", "--force", p+"-multi")
 		d.RunCycle(ctx, d.Sources)
-		if _, ok := watchtest.ByReference(t, st)[multiRef]; ok {
+		if _, ok := byReference(t, st)[multiRef]; ok {
 			t.Error("the removed container's image is still watched")
 		}
 	})

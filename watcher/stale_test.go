@@ -60,7 +60,7 @@ func checkUnreachable(t *testing.T, reg *regtest.Registry, proxy *dockertest.Pro
 	if rep.Images != len(wantRefs)+1 {
 		t.Fatalf("first cycle: %+v", rep)
 	}
-	first := watchtest.ByReference(t, st)
+	first := byReference(t, st)
 	for _, ref := range wantRefs {
 		img, ok := first[ref]
 		if !ok || len(img.Where) == 0 || img.Where[0].Kind != locKind || !img.Where[0].StaleSince.IsZero() {
@@ -79,7 +79,7 @@ func checkUnreachable(t *testing.T, reg *regtest.Registry, proxy *dockertest.Pro
 	if rep.Sources[name] == "" || rep.Sources[watcher.StaticWatcher] != "" {
 		t.Fatalf("cycle with %s down: %+v", name, rep.Sources)
 	}
-	got := watchtest.ByReference(t, st)
+	got := byReference(t, st)
 	if l := got[listed.String()]; l.Update != "minor" || l.LatestTag != "1.1.0" {
 		t.Errorf("the config list's image was not checked while %s was down: %+v", name, l)
 	}
@@ -116,7 +116,7 @@ func checkUnreachable(t *testing.T, reg *regtest.Registry, proxy *dockertest.Pro
 		t.Errorf("still down: %+v, was %+v", again, down)
 	}
 	for _, ref := range wantRefs {
-		if img := watchtest.ByReference(t, st)[ref]; len(img.Where) == 0 || !img.Where[0].StaleSince.Equal(down.FailingSince) {
+		if img := byReference(t, st)[ref]; len(img.Where) == 0 || !img.Where[0].StaleSince.Equal(down.FailingSince) {
 			t.Errorf("%s: stale mark moved: %+v", ref, img.Where)
 		}
 	}
@@ -128,7 +128,7 @@ func checkUnreachable(t *testing.T, reg *regtest.Registry, proxy *dockertest.Pro
 		t.Errorf("back up: %+v, %+v", rep.Sources, back)
 	}
 	for _, ref := range wantRefs {
-		img := watchtest.ByReference(t, st)[ref]
+		img := byReference(t, st)[ref]
 		for _, l := range img.Where {
 			if !l.StaleSince.IsZero() {
 				t.Errorf("%s: still stale after a listing that worked: %+v", ref, l)

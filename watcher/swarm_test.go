@@ -132,7 +132,7 @@ func TestSwarmServices(t *testing.T) {
 		if len(rep.Updates) != 2 {
 			t.Fatalf("second cycle: %+v", rep)
 		}
-		got := watchtest.ByReference(t, st)
+		got := byReference(t, st)
 		j := got[reg.Ref("team/jellyfin:10.9.1")]
 		if j.Update != "minor" || j.LatestTag != "10.10.0" || j.LatestDigest != newer || j.Digest != webDigest || len(j.Where) != 1 || j.Where[0].Place != p+"/jellyfin" {
 			t.Errorf("jellyfin: %+v", j)
@@ -143,7 +143,7 @@ func TestSwarmServices(t *testing.T) {
 
 		dockertest.RemoveService(t, host, web)
 		rep = d.RunCycle(ctx, d.Sources)
-		got = watchtest.ByReference(t, st)
+		got = byReference(t, st)
 		if _, ok := got[reg.Ref("team/jellyfin:10.9.1")]; ok || rep.Images != 1 {
 			t.Errorf("the removed service is still watched: %+v", got)
 		}
