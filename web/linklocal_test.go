@@ -3,9 +3,7 @@ package web_test
 import (
 	"context"
 	"html"
-	"log/slog"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -28,18 +26,7 @@ func startNotifier(t *testing.T, name string, settings map[string]string, o noti
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(filepath.Join(t.TempDir(), "notify.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	o.Log, o.Backoff = slog.New(slog.DiscardHandler), []time.Duration{}
-	n, err := notify.New([]*notify.Spec{sp}, st, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close(context.Background()) })
-	return n
+	return runNotifiers(t, []*notify.Spec{sp}, o)
 }
 
 // TestTestsRefuseLinkLocal: a connection test (registry, saved or not, and

@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -12,12 +11,10 @@ import (
 	"html"
 	"io"
 	"log"
-	"log/slog"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +22,6 @@ import (
 	"github.com/tagwatch/tagwatch/config"
 	"github.com/tagwatch/tagwatch/notify"
 	"github.com/tagwatch/tagwatch/registries"
-	"github.com/tagwatch/tagwatch/store"
 	"github.com/tagwatch/tagwatch/watcher"
 )
 
@@ -312,16 +308,7 @@ func TestHostileReceiverNeverRelayed(t *testing.T) {
 		}
 		specs = append(specs, sp)
 	}
-	st, err := store.Open(filepath.Join(t.TempDir(), "notify.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	n, err := notify.New(specs, st, notify.Options{Log: slog.New(slog.DiscardHandler), Backoff: []time.Duration{}, Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close(context.Background()) })
+	n := runNotifiers(t, specs, notify.Options{Timeout: 5 * time.Second})
 	f := newFixtureWith(t, config.WebAuth{}, nil, n)
 	for _, c := range cases {
 		res, body := f.do("POST", "/api/v1/notifiers/"+c.name+"/test", nil)

@@ -24,7 +24,7 @@ func testLog(t *testing.T, level slog.Level) *slog.Logger {
 }
 
 // defaultLive is the registries of a fresh install: the anonymous defaults.
-func defaultLive(t *testing.T) *registries.Live {
+func defaultLive(t testing.TB) *registries.Live {
 	t.Helper()
 	live, err := registries.NewLive(registries.DefaultCatalog(), nil, nil, registries.Options{})
 	if err != nil {
@@ -34,7 +34,7 @@ func defaultLive(t *testing.T) *registries.Live {
 }
 
 // serve serves srv's handler until the test ends.
-func serve(t *testing.T, srv *web.Server) *httptest.Server {
+func serve(t testing.TB, srv *web.Server) *httptest.Server {
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	return ts
