@@ -25,20 +25,7 @@ func filled(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var imgs []store.Image
-	var hist []store.HistoryEntry
-	for i := range 300 {
-		ref := fmt.Sprintf("ghcr.io/example/app%03d:1.0.0", i)
-		imgs = append(imgs, store.Image{Key: ref + " linux/amd64", Image: ref, Reference: ref, Registry: "ghcr.public",
-			Platform: "linux/amd64", Tag: "1.0.0", LatestTag: "1.1.0", Update: "minor", Digest: "sha256:" + strings.Repeat("a", 64)})
-		hist = append(hist, store.HistoryEntry{At: time.Now(), Key: ref + " linux/amd64", Reference: ref, Update: "minor", FromTag: "1.0.0", ToTag: "1.1.0"})
-	}
-	if err := s.PutImages(imgs); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.AppendHistory(hist); err != nil {
-		t.Fatal(err)
-	}
+	storetest.Fill(t, s, 300)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -26,26 +26,11 @@ func realStore(t *testing.T) string {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	now := time.Now().UTC()
-	var imgs []store.Image
-	var hist []store.HistoryEntry
-	for i := range 200 {
-		ref := fmt.Sprintf("ghcr.io/acme/app%03d:1.0.0", i)
-		imgs = append(imgs, store.Image{Key: ref + " linux/amd64", Image: ref, Reference: ref, Registry: "ghcr.public",
-			Platform: "linux/amd64", Where: []store.Location{{Watcher: "config"}}, Tag: "1.0.0", LatestTag: "1.1.0", Update: "minor",
-			Digest: "sha256:" + strings.Repeat("a", 64), LatestDigest: "sha256:" + strings.Repeat("b", 64), LastChecked: now})
-		hist = append(hist, store.HistoryEntry{At: now, Key: ref + " linux/amd64", Reference: ref, Registry: "ghcr.public",
-			Update: "minor", FromTag: "1.0.0", ToTag: "1.1.0"})
-	}
-	if err := st.PutImages(imgs); err != nil {
-		t.Fatal(err)
-	}
 	route := func(saved []store.HistoryEntry) []store.OutboxMessage {
 		return []store.OutboxMessage{{Notifier: "phone", Updates: saved[:3]}}
 	}
-	if _, err := st.AppendHistory(hist, store.WithOutbox(route)); err != nil {
-		t.Fatal(err)
-	}
+	storetest.Fill(t, st, 200, store.WithOutbox(route))
+	now := time.Now().UTC()
 	if err := st.PutRegistry(store.Registry{Kind: "custom", Name: "lan", Values: map[string]string{"url": "http://192.0.2.1:5000"},
 		Secrets: map[string]string{"password": "registry-s3cret"}, UpdatedAt: now}); err != nil {
 		t.Fatal(err)
