@@ -8,9 +8,11 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/tagwatch/tagwatch/internal/regtest"
+	"github.com/tagwatch/tagwatch/internal/storetest"
 	"github.com/tagwatch/tagwatch/registries"
 	"github.com/tagwatch/tagwatch/store"
 	"github.com/tagwatch/tagwatch/watcher"
@@ -42,6 +44,35 @@ func DaemonOn(st watcher.Store, set *registries.Set, sources ...watcher.Source) 
 		Store:    st,
 		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Platform: regtest.Platform("linux/amd64"),
+	}
+}
+
+// CheckUnreachable runs a cycle over src, which cannot be reached (its
+// error says why), and the config list (one image of a real registry), on a
+// real store that holds an image src listed before at loc: the cycle reports
+// src's error and no error of the config list, the config list's image is
+// checked, and src's image is kept.
+func CheckUnreachable(t *testing.T, src watcher.Source, loc store.Location, why string) {
+	t.Helper()
+	reg := regtest.Start(t, regtest.Options{})
+	reg.Push(t, "home/app:1.0.0", regtest.Image(t, loc.Kind+"-unreachable"))
+	app := reg.Host + "/home/app:1.0.0"
+	st := storetest.Open(t)
+	kept := store.Image{Key: "kept", Reference: reg.Host + "/home/kept:1.0.0", Where: []store.Location{loc}}
+	if err := st.PutImages([]store.Image{kept}); err != nil {
+		t.Fatal(err)
+	}
+	d := Daemon(t, st, src, watcher.StaticSource{Images: Images(t, app)})
+	rep := d.RunCycle(context.Background(), d.Sources)
+	if !strings.Contains(rep.Sources[src.Name()], why) || rep.Sources[watcher.StaticWatcher] != "" || rep.Images != 1 {
+		t.Errorf("cycle: %+v", rep)
+	}
+	recs := ByReference(t, st)
+	if r := recs[app]; r.Update != "none" {
+		t.Errorf("the other source's image: %+v", r)
+	}
+	if r, ok := recs[kept.Reference]; !ok || r.Key != kept.Key {
+		t.Errorf("the unreachable %s's image was dropped: %+v", src.Name(), recs)
 	}
 }
 

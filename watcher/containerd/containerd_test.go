@@ -12,7 +12,6 @@ import (
 	"github.com/tagwatch/tagwatch/internal/regtest"
 	"github.com/tagwatch/tagwatch/internal/storetest"
 	"github.com/tagwatch/tagwatch/internal/watchtest"
-	"github.com/tagwatch/tagwatch/registries"
 	"github.com/tagwatch/tagwatch/store"
 	"github.com/tagwatch/tagwatch/watcher"
 	"github.com/tagwatch/tagwatch/watcher/containerd"
@@ -165,24 +164,5 @@ func TestUnreachable(t *testing.T) {
 		t.Errorf("a tcp address: %v", err)
 	}
 
-	reg := regtest.Start(t, regtest.Options{})
-	reg.Push(t, "home/app:1.0.0", regtest.Image(t, "ctrd-unreachable"))
-	st := storetest.Open(t)
-	kept := store.Image{Key: "kept", Reference: reg.Host + "/home/kept:1.0.0", Where: []store.Location{{Watcher: "node", Kind: "containerd", Place: "default/kept"}}}
-	if err := st.PutImages([]store.Image{kept}); err != nil {
-		t.Fatal(err)
-	}
-	ref, _ := registries.ParseImage(reg.Host + "/home/app:1.0.0")
-	d := watchtest.Daemon(t, st, src, watcher.StaticSource{Images: []watcher.StaticImage{{Image: ref}}})
-	rep := d.RunCycle(context.Background(), d.Sources)
-	if !strings.Contains(rep.Sources["node"], "connection refused") || rep.Sources["config"] != "" || rep.Images != 1 {
-		t.Errorf("cycle: %+v", rep)
-	}
-	recs := watchtest.ByReference(t, st)
-	if r := recs[reg.Host+"/home/app:1.0.0"]; r.Update != "none" {
-		t.Errorf("the other source's image: %+v", r)
-	}
-	if _, ok := recs[kept.Reference]; !ok {
-		t.Errorf("the unreachable containerd's image was dropped")
-	}
+	watchtest.CheckUnreachable(t, src, store.Location{Watcher: "node", Kind: "containerd", Place: "default/kept"}, "connection refused")
 }

@@ -26,7 +26,6 @@ import (
 	"github.com/tagwatch/tagwatch/internal/regtest"
 	"github.com/tagwatch/tagwatch/internal/storetest"
 	"github.com/tagwatch/tagwatch/internal/watchtest"
-	"github.com/tagwatch/tagwatch/registries"
 	"github.com/tagwatch/tagwatch/store"
 	"github.com/tagwatch/tagwatch/watcher"
 	"github.com/tagwatch/tagwatch/watcher/kubernetes"
@@ -400,27 +399,8 @@ func TestUnreachable(t *testing.T) {
 	}
 
 	// In the daemon: the other source goes on, the cluster's images stay.
-	reg := regtest.Start(t, regtest.Options{})
-	reg.Push(t, "home/app:1.0.0", regtest.Image(t, "unreachable-app"))
-	st := storetest.Open(t)
-	kept := store.Image{Key: "kept", Reference: reg.Host + "/home/kept:1.0.0", Where: []store.Location{{Watcher: "k3s", Kind: "kubernetes", Place: "media/Deployment/kept/kept"}}}
-	if err := st.PutImages([]store.Image{kept}); err != nil {
-		t.Fatal(err)
-	}
-	ref, _ := registries.ParseImage(reg.Host + "/home/app:1.0.0")
-	d := watchtest.Daemon(t, st, &kubernetes.Source{Watcher: "k3s", Config: &rest.Config{Host: closed}, Timeout: 2 * time.Second},
-		watcher.StaticSource{Images: []watcher.StaticImage{{Image: ref}}})
-	rep := d.RunCycle(context.Background(), d.Sources)
-	if !strings.Contains(rep.Sources["k3s"], "connection refused") || rep.Sources["config"] != "" || rep.Images != 1 {
-		t.Errorf("cycle: %+v", rep)
-	}
-	recs := records(t, st)
-	if _, ok := recs.byKey["kept"]; !ok {
-		t.Errorf("the unreachable cluster's image was dropped: %+v", recs.all)
-	}
-	if r := recs.byRef[reg.Host+"/home/app:1.0.0"]; r.Update != "none" {
-		t.Errorf("the other source's image: %+v", r)
-	}
+	watchtest.CheckUnreachable(t, &kubernetes.Source{Watcher: "k3s", Config: &rest.Config{Host: closed}, Timeout: 2 * time.Second},
+		store.Location{Watcher: "k3s", Kind: "kubernetes", Place: "media/Deployment/kept/kept"}, "connection refused")
 }
 
 func records(t *testing.T, st *store.Store) recordMap {
