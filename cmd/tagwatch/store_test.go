@@ -155,21 +155,13 @@ func TestUnusableStoreRealBinary(t *testing.T) {
 			t.Fatal(err)
 		}
 		other := filepath.Join(dir, "other.db")
-		db, err := bolt.Open(other, 0o600, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = db.Update(func(tx *bolt.Tx) error {
+		storetest.Update(t, other, func(tx *bolt.Tx) error {
 			b, err := tx.CreateBucket([]byte("sessions"))
 			if err != nil {
 				return err
 			}
 			return b.Put([]byte("k"), []byte("v"))
 		})
-		db.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
 		for path, why := range map[string]string{text: "not a bbolt database file", other: `a bbolt file with a bucket "sessions"`} {
 			before, _ := os.ReadFile(path)
 			wantClearFailure(t, serve(path), path+" is not a tagwatch store ("+why, "point --data (TAGWATCH_DATA)")
@@ -182,15 +174,7 @@ func TestUnusableStoreRealBinary(t *testing.T) {
 
 	t.Run("newer schema", func(t *testing.T) {
 		path := storetest.Copy(t, orig)
-		db, err := bolt.Open(path, 0o600, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("schema_version"), []byte("42")) })
-		db.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		storetest.Update(t, path, func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("schema_version"), []byte("42")) })
 		r := serve(path)
 		wantClearFailure(t, r, "store "+path+" was written by a newer tagwatch (schema version 42", "restore a backup made before the upgrade")
 		t.Logf("serve: %s", strings.TrimSpace(r.stderr))

@@ -170,6 +170,22 @@ func writeAt(t testing.TB, path string, b []byte, off int64) {
 	}
 }
 
+// Update writes to the bbolt file at path (created if missing), which no
+// store holds open, with bbolt directly: as another program, an older or
+// newer tagwatch, or a damaged disk would have left it.
+func Update(t testing.TB, path string, fn func(tx *bolt.Tx) error) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(fn)
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Copy copies the file at src to a new file in the test's temporary
 // directory and returns its path.
 func Copy(t testing.TB, src string) string {
