@@ -25,20 +25,7 @@ func filled(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var imgs []store.Image
-	var hist []store.HistoryEntry
-	for i := range 300 {
-		ref := fmt.Sprintf("ghcr.io/example/app%03d:1.0.0", i)
-		imgs = append(imgs, store.Image{Key: ref + " linux/amd64", Image: ref, Reference: ref, Registry: "ghcr.public",
-			Platform: "linux/amd64", Tag: "1.0.0", LatestTag: "1.1.0", Update: "minor", Digest: "sha256:" + strings.Repeat("a", 64)})
-		hist = append(hist, store.HistoryEntry{At: time.Now(), Key: ref + " linux/amd64", Reference: ref, Update: "minor", FromTag: "1.0.0", ToTag: "1.1.0"})
-	}
-	if err := s.PutImages(imgs); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.AppendHistory(hist); err != nil {
-		t.Fatal(err)
-	}
+	storetest.Fill(t, s, 300)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -143,21 +130,13 @@ func TestOpenForeign(t *testing.T) {
 		t.Fatal(err)
 	}
 	other := filepath.Join(dir, "other.db")
-	db, err := bolt.Open(other, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	storetest.Update(t, other, func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucket([]byte("widgets"))
 		if err != nil {
 			return err
 		}
 		return b.Put([]byte("a"), []byte("b"))
 	})
-	db.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, tt := range []struct{ path, detail string }{
 		{text, "not a bbolt database file"},
 		{short, "not a bbolt database file"},
@@ -204,15 +183,7 @@ func TestOpenLockedAndNewer(t *testing.T) {
 	r2.Close()
 	r1.Close()
 
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("schema_version"), []byte("99")) })
-	db.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	storetest.Update(t, path, func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("schema_version"), []byte("99")) })
 	_, err = store.Open(path)
 	wantOpenError(t, err, store.ErrNewerSchema, path, "newer tagwatch", "schema version 99", "restore a backup")
 	// Read-only, for a backup, it opens, and its pages check.
@@ -244,17 +215,9 @@ func TestCheck(t *testing.T) {
 	}
 
 	// A record that does not decode, and a damaged page elsewhere.
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	storetest.Update(t, path, func(tx *bolt.Tx) error {
 		return tx.Bucket([]byte("registries")).Put([]byte("custom\x00x"), []byte("{not json"))
 	})
-	db.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
 	page := storetest.DamagePage(t, path, "history")
 	s, err = store.Open(path, store.ReadOnly(), store.WithoutVerify())
 	if err != nil {
@@ -353,17 +316,9 @@ func TestReadOnlyNeedsNoKey(t *testing.T) {
 
 	// A sealed secret that is not in the envelope's form is damage Check
 	// names, key or no key.
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	storetest.Update(t, path, func(tx *bolt.Tx) error {
 		return tx.Bucket([]byte("notifiers")).Put([]byte("bad"), []byte(`{"name":"bad","sealed":{"url":"https://plain.example/hook"}}`))
 	})
-	db.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
 	r, err = store.Open(path, store.ReadOnly())
 	if err != nil {
 		t.Fatal(err)

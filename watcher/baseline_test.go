@@ -2,8 +2,6 @@ package watcher_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -17,26 +15,11 @@ import (
 
 	"github.com/tagwatch/tagwatch/internal/regtest"
 	"github.com/tagwatch/tagwatch/internal/storetest"
+	"github.com/tagwatch/tagwatch/internal/watchtest"
 	"github.com/tagwatch/tagwatch/registries"
 	"github.com/tagwatch/tagwatch/store"
 	"github.com/tagwatch/tagwatch/watcher"
 )
-
-// listedDaemon is a daemon over the config list imgs on a real store.
-func listedDaemon(t *testing.T, st watcher.Store, imgs ...watcher.StaticImage) *watcher.Daemon {
-	t.Helper()
-	set, err := registries.NewSet(registries.DefaultCatalog(), nil, registries.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &watcher.Daemon{
-		Sources:  []watcher.Scheduled{{Source: watcher.StaticSource{Images: imgs}}},
-		Checker:  &watcher.Checker{Registries: func() *registries.Set { return set }},
-		Store:    st,
-		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Platform: regtest.Platform("linux/amd64"),
-	}
-}
 
 func static(t *testing.T, ref string, opt watcher.TagOptions) watcher.StaticImage {
 	t.Helper()
@@ -113,7 +96,7 @@ func TestListedDigestTracked(t *testing.T) {
 	st := storetest.Open(t)
 	path := st.Path()
 	routes := &routeCounter{}
-	d := listedDaemon(t, st, imgs...)
+	d := watchtest.Daemon(t, st, watcher.StaticSource{Images: imgs})
 	d.Route = routes.route
 	ctx := context.Background()
 
@@ -183,7 +166,7 @@ func TestListedDigestTracked(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	d = listedDaemon(t, st, imgs...)
+	d = watchtest.Daemon(t, st, watcher.StaticSource{Images: imgs})
 	d.Route = routes.route
 	expect("after a restart", cycle(d, st), pending)
 
@@ -235,7 +218,7 @@ func TestListedDigestPerPlatform(t *testing.T) {
 	onArm := onAmd
 	onArm.Platform = "linux/arm64"
 	st := storetest.Open(t)
-	d := listedDaemon(t, st, onAmd, onArm)
+	d := watchtest.Daemon(t, st, watcher.StaticSource{Images: []watcher.StaticImage{onAmd, onArm}})
 
 	cycle := func() (amd, arm store.Image) {
 		t.Helper()
@@ -307,7 +290,7 @@ func TestAcceptDuringCycle(t *testing.T) {
 	host := strings.TrimPrefix(srv.URL, "http://")
 
 	st := storetest.Open(t)
-	d := listedDaemon(t, st, static(t, host+"/team/app:latest", watcher.TagOptions{}))
+	d := watchtest.Daemon(t, st, watcher.StaticSource{Images: []watcher.StaticImage{static(t, host+"/team/app:latest", watcher.TagOptions{})}})
 	ctx := context.Background()
 	d.RunCycle(ctx, d.Sources)
 	two := reg.Push(t, "team/app:latest", regtest.Image(t, "two")).String()
@@ -360,7 +343,7 @@ func TestCheckOnce(t *testing.T) {
 	if err := st.PutImages([]store.Image{other}); err != nil {
 		t.Fatal(err)
 	}
-	d := listedDaemon(t, st)
+	d := watchtest.Daemon(t, st, watcher.StaticSource{})
 	img, err := registries.ParseImage(reg.Host + "/team/app:latest")
 	if err != nil {
 		t.Fatal(err)
@@ -400,7 +383,7 @@ func TestBaselineFromOlderRecord(t *testing.T) {
 	old := reg.Push(t, "team/app:latest", regtest.Image(t, "old")).String()
 	si := static(t, reg.Host+"/team/app:latest", watcher.TagOptions{})
 	st := storetest.Open(t)
-	d := listedDaemon(t, st, si)
+	d := watchtest.Daemon(t, st, watcher.StaticSource{Images: []watcher.StaticImage{si}})
 	rec := store.Image{
 		Key: watcher.RecordKey(watcher.Target{Image: si.Image, Platform: d.Platform}), Image: si.Image.Given, Reference: si.Image.String(),
 		Registry: "custom." + reg.Host, Platform: "linux/amd64", Where: []store.Location{{Watcher: "config", Kind: "config"}},

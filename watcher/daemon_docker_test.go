@@ -3,15 +3,13 @@ package watcher_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/tagwatch/tagwatch/internal/dockertest"
 	"github.com/tagwatch/tagwatch/internal/regtest"
 	"github.com/tagwatch/tagwatch/internal/storetest"
-	"github.com/tagwatch/tagwatch/registries"
+	"github.com/tagwatch/tagwatch/internal/watchtest"
 	"github.com/tagwatch/tagwatch/watcher"
 )
 
@@ -35,21 +33,10 @@ func TestDaemonWatchesDockerEngine(t *testing.T) {
 	dockertest.Create(t, host, prefix+"-off", web, map[string]string{"tagwatch.enable": "false"})
 
 	st := storetest.Open(t)
-	set, err := registries.NewSet(registries.DefaultCatalog(), nil, registries.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	src := &watcher.DockerSource{Watcher: "local", Host: host, WatchByDefault: true, WatchStopped: true}
 	t.Cleanup(func() { src.Close() })
 	// The engine is shared with other tests: watch only this test's images.
-	only := filterSource{Source: src, host: reg.Host}
-	d := &watcher.Daemon{
-		Sources:  []watcher.Scheduled{{Source: only}},
-		Checker:  &watcher.Checker{Registries: func() *registries.Set { return set }},
-		Store:    st,
-		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Platform: regtest.Platform("linux/amd64"),
-	}
+	d := watchtest.Daemon(t, st, watchtest.OnlyHost{Source: src, Host: reg.Host})
 	ctx := context.Background()
 
 	rep := d.RunCycle(ctx, d.Sources)
@@ -105,28 +92,4 @@ func TestDaemonWatchesDockerEngine(t *testing.T) {
 			t.Errorf("unexpected history %+v", h)
 		}
 	}
-}
-
-// filterSource keeps the images of one registry host.
-type filterSource struct {
-	watcher.Source
-	host string
-}
-
-func (f filterSource) Kind() string {
-	if k, ok := f.Source.(watcher.Kinder); ok {
-		return k.Kind()
-	}
-	return ""
-}
-
-func (f filterSource) List(ctx context.Context) ([]watcher.Found, error) {
-	all, err := f.Source.List(ctx)
-	var out []watcher.Found
-	for _, fd := range all {
-		if fd.Target.Image.Host == f.host {
-			out = append(out, fd)
-		}
-	}
-	return out, err
 }

@@ -2,8 +2,6 @@ package watcher_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -15,45 +13,23 @@ import (
 
 	"github.com/tagwatch/tagwatch/internal/regtest"
 	"github.com/tagwatch/tagwatch/internal/storetest"
+	"github.com/tagwatch/tagwatch/internal/watchtest"
 	"github.com/tagwatch/tagwatch/registries"
 	"github.com/tagwatch/tagwatch/store"
 	"github.com/tagwatch/tagwatch/watcher"
 )
 
+// newDaemon is watchtest's daemon over the config list refs, and
+// byReference the store's records by reference: the names this package's
+// tests (deadline_test.go among them) have always called.
 func newDaemon(t *testing.T, st *store.Store, refs ...string) *watcher.Daemon {
 	t.Helper()
-	set, err := registries.NewSet(registries.DefaultCatalog(), nil, registries.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var imgs []watcher.StaticImage
-	for _, r := range refs {
-		img, err := registries.ParseImage(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		imgs = append(imgs, watcher.StaticImage{Image: img})
-	}
-	return &watcher.Daemon{
-		Sources:  []watcher.Scheduled{{Source: watcher.StaticSource{Images: imgs}}},
-		Checker:  &watcher.Checker{Registries: func() *registries.Set { return set }},
-		Store:    st,
-		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Platform: regtest.Platform("linux/amd64"),
-	}
+	return watchtest.Daemon(t, st, watcher.StaticSource{Images: watchtest.Images(t, refs...)})
 }
 
 func byReference(t *testing.T, st *store.Store) map[string]store.Image {
 	t.Helper()
-	imgs, err := st.Images()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]store.Image{}
-	for _, img := range imgs {
-		out[img.Reference] = img
-	}
-	return out
+	return watchtest.ByReference(t, st)
 }
 
 // TestDaemonCycles runs cycles against a real registry and a real bbolt

@@ -109,9 +109,9 @@ func (f *dockerFixture) create(t *testing.T, name, ref string, labels map[string
 	f.ids[f.name(name)] = dockertest.Create(t, f.host, f.name(name), ref, labels)
 }
 
-// list runs src.List and keeps this fixture's containers: found by
-// container name, and the containers left out with their errors.
-func (f *dockerFixture) list(t *testing.T, src *watcher.DockerSource) (map[string]watcher.Found, map[string]error) {
+// listEngine lists src within a minute: what it found, and the containers
+// and services it left out with their errors (any other error fails the test).
+func listEngine(t *testing.T, src *watcher.DockerSource) ([]watcher.Found, watcher.ContainerErrors) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -120,6 +120,14 @@ func (f *dockerFixture) list(t *testing.T, src *watcher.DockerSource) (map[strin
 	if err != nil && !errors.As(err, &bad) {
 		t.Fatalf("List: %v", err)
 	}
+	return all, bad
+}
+
+// list runs src.List and keeps this fixture's containers: found by
+// container name, and the containers left out with their errors.
+func (f *dockerFixture) list(t *testing.T, src *watcher.DockerSource) (map[string]watcher.Found, map[string]error) {
+	t.Helper()
+	all, bad := listEngine(t, src)
 	found := map[string]watcher.Found{}
 	for _, fd := range all {
 		if _, ok := f.ids[fd.Location.Container]; ok {

@@ -3,8 +3,6 @@ package watcher_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"maps"
 	"slices"
 	"sort"
@@ -15,6 +13,7 @@ import (
 	"github.com/tagwatch/tagwatch/internal/dockertest"
 	"github.com/tagwatch/tagwatch/internal/regtest"
 	"github.com/tagwatch/tagwatch/internal/storetest"
+	"github.com/tagwatch/tagwatch/internal/watchtest"
 	"github.com/tagwatch/tagwatch/registries"
 	"github.com/tagwatch/tagwatch/watcher"
 )
@@ -217,13 +216,7 @@ func TestLabelNamesRegistry(t *testing.T) {
 	st := storetest.Open(t)
 	src := &watcher.DockerSource{Watcher: "local", Host: host, WatchByDefault: true, WatchStopped: true}
 	t.Cleanup(func() { src.Close() })
-	d := &watcher.Daemon{
-		Sources:  []watcher.Scheduled{{Source: filterSource{Source: src, host: front.Host}}},
-		Checker:  &watcher.Checker{Registries: func() *registries.Set { return set }},
-		Store:    st,
-		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Platform: regtest.Platform("linux/amd64"),
-	}
+	d := watchtest.DaemonOn(st, set, watchtest.OnlyHost{Source: src, Host: front.Host})
 	rep := d.RunCycle(context.Background(), d.Sources)
 	wantBad := prefix + `-bad: label tagwatch.registry: "beta" is not a registry instance: write kind.name, e.g. hub.work`
 	if !strings.Contains(rep.Sources["local"], wantBad) {

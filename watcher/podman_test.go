@@ -2,8 +2,6 @@ package watcher_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -17,7 +15,7 @@ import (
 	"github.com/tagwatch/tagwatch/internal/podmantest"
 	"github.com/tagwatch/tagwatch/internal/regtest"
 	"github.com/tagwatch/tagwatch/internal/storetest"
-	"github.com/tagwatch/tagwatch/registries"
+	"github.com/tagwatch/tagwatch/internal/watchtest"
 	"github.com/tagwatch/tagwatch/store"
 	"github.com/tagwatch/tagwatch/watcher"
 )
@@ -112,22 +110,12 @@ func TestPodman(t *testing.T) {
 		proxy := dockertest.NewProxy(t, pm.Host)
 		src := &watcher.DockerSource{Watcher: "pods2", Engine: watcher.KindPodman, Host: proxy.Host, WatchByDefault: true, WatchStopped: true}
 		defer src.Close()
-		checkUnreachable(t, reg, proxy, filterSource{Source: src, host: reg.Host}, "podman", "podman", appRef, multiRef, singleRef)
+		checkUnreachable(t, reg, proxy, watchtest.OnlyHost{Source: src, Host: reg.Host}, "podman", "podman", appRef, multiRef, singleRef)
 	})
 
 	t.Run("daemon", func(t *testing.T) {
 		st := storetest.Open(t)
-		set, err := registries.NewSet(registries.DefaultCatalog(), nil, registries.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		d := &watcher.Daemon{
-			Sources:  []watcher.Scheduled{{Source: filterSource{Source: src, host: reg.Host}}},
-			Checker:  &watcher.Checker{Registries: func() *registries.Set { return set }},
-			Store:    st,
-			Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-			Platform: regtest.Platform("linux/amd64"),
-		}
+		d := watchtest.Daemon(t, st, watchtest.OnlyHost{Source: src, Host: reg.Host})
 		ctx := context.Background()
 		rep := d.RunCycle(ctx, d.Sources)
 		got := byReference(t, st)

@@ -2,8 +2,6 @@ package watcher_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +9,7 @@ import (
 	"github.com/tagwatch/tagwatch/internal/dockertest"
 	"github.com/tagwatch/tagwatch/internal/regtest"
 	"github.com/tagwatch/tagwatch/internal/storetest"
+	"github.com/tagwatch/tagwatch/internal/watchtest"
 	"github.com/tagwatch/tagwatch/registries"
 	"github.com/tagwatch/tagwatch/store"
 	"github.com/tagwatch/tagwatch/watcher"
@@ -30,7 +29,7 @@ func TestUnreachableDockerEngine(t *testing.T) {
 	proxy := dockertest.NewProxy(t, host)
 	src := &watcher.DockerSource{Watcher: "nas", Host: proxy.Host, WatchByDefault: true, WatchStopped: true}
 	t.Cleanup(func() { src.Close() })
-	checkUnreachable(t, reg, proxy, filterSource{Source: src, host: reg.Host}, "docker", "docker", web)
+	checkUnreachable(t, reg, proxy, watchtest.OnlyHost{Source: src, Host: reg.Host}, "docker", "docker", web)
 }
 
 // checkUnreachable runs a daemon over src (whose engine is behind proxy)
@@ -53,20 +52,7 @@ func checkUnreachable(t *testing.T, reg *regtest.Registry, proxy *dockertest.Pro
 		t.Fatal(err)
 	}
 	st := storetest.Open(t)
-	set, err := registries.NewSet(registries.DefaultCatalog(), nil, registries.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &watcher.Daemon{
-		Sources: []watcher.Scheduled{
-			{Source: src},
-			{Source: watcher.StaticSource{Images: []watcher.StaticImage{{Image: listed}}}},
-		},
-		Checker:  &watcher.Checker{Registries: func() *registries.Set { return set }},
-		Store:    st,
-		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Platform: regtest.Platform("linux/amd64"),
-	}
+	d := watchtest.Daemon(t, st, src, watcher.StaticSource{Images: []watcher.StaticImage{{Image: listed}}})
 	ctx := context.Background()
 	name := src.Name()
 

@@ -4,9 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +15,7 @@ import (
 	"github.com/tagwatch/tagwatch/internal/dockertest"
 	"github.com/tagwatch/tagwatch/internal/regtest"
 	"github.com/tagwatch/tagwatch/internal/storetest"
-	"github.com/tagwatch/tagwatch/registries"
+	"github.com/tagwatch/tagwatch/internal/watchtest"
 	"github.com/tagwatch/tagwatch/store"
 	"github.com/tagwatch/tagwatch/watcher"
 )
@@ -117,23 +114,13 @@ func TestSwarmServices(t *testing.T) {
 		proxy := dockertest.NewProxy(t, host)
 		src := &watcher.DockerSource{Watcher: "cluster2", Host: proxy.Host, WatchByDefault: true, WatchStopped: true}
 		defer src.Close()
-		checkUnreachable(t, reg, proxy, filterSource{Source: src, host: reg.Host}, "docker", "swarm",
+		checkUnreachable(t, reg, proxy, watchtest.OnlyHost{Source: src, Host: reg.Host}, "docker", "swarm",
 			reg.Ref("team/jellyfin:10.9.1"), reg.Ref("team/zero:latest"))
 	})
 
 	t.Run("daemon", func(t *testing.T) {
 		st := storetest.Open(t)
-		set, err := registries.NewSet(registries.DefaultCatalog(), nil, registries.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		d := &watcher.Daemon{
-			Sources:  []watcher.Scheduled{{Source: filterSource{Source: src, host: reg.Host}}},
-			Checker:  &watcher.Checker{Registries: func() *registries.Set { return set }},
-			Store:    st,
-			Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-			Platform: regtest.Platform("linux/amd64"),
-		}
+		d := watchtest.Daemon(t, st, watchtest.OnlyHost{Source: src, Host: reg.Host})
 		ctx := context.Background()
 		if rep := d.RunCycle(ctx, d.Sources); rep.Images != 2 || rep.Errors != 0 {
 			t.Fatalf("first cycle: %+v", rep)
@@ -181,13 +168,7 @@ func TestSwarmRequiredButNotManager(t *testing.T) {
 // left-out ones by place too.
 func listPrefixed(t *testing.T, src *watcher.DockerSource, prefix string) (map[string]watcher.Found, map[string]error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	all, err := src.List(ctx)
-	var bad watcher.ContainerErrors
-	if err != nil && !errors.As(err, &bad) {
-		t.Fatalf("List: %v", err)
-	}
+	all, bad := listEngine(t, src)
 	found := map[string]watcher.Found{}
 	for _, f := range all {
 		if strings.HasPrefix(f.Location.Place, prefix) || strings.HasPrefix(f.Location.Container, prefix) {

@@ -98,8 +98,7 @@ func newFixtureOn(t *testing.T, st *store.Store, ui []registries.Config, auth co
 	for _, o := range opts {
 		o(f)
 	}
-	f.ts = httptest.NewServer(f.srv.Handler())
-	t.Cleanup(f.ts.Close)
+	f.ts = serve(t, f.srv)
 	f.client = &http.Client{
 		Timeout:       60 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },

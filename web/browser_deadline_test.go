@@ -1,17 +1,15 @@
 package web_test
 
 import (
-	"context"
 	"log/slog"
-	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/tagwatch/tagwatch/config"
 	"github.com/tagwatch/tagwatch/internal/regtest"
 	"github.com/tagwatch/tagwatch/internal/storetest"
+	"github.com/tagwatch/tagwatch/internal/watchtest"
 	"github.com/tagwatch/tagwatch/registries"
-	"github.com/tagwatch/tagwatch/watcher"
 	"github.com/tagwatch/tagwatch/web"
 )
 
@@ -33,38 +31,16 @@ func TestBrowserShowsWhatACheckWaitsFor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var imgs []watcher.StaticImage
-	for _, ref := range []string{reg.Host + "/team/app:1.0.0", slow.Host + "/slow/app:1.0.0"} {
-		img, err := registries.ParseImage(ref)
-		if err != nil {
-			t.Fatal(err)
-		}
-		imgs = append(imgs, watcher.StaticImage{Image: img})
-	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	d := &watcher.Daemon{
-		Sources:  []watcher.Scheduled{{Source: watcher.StaticSource{Images: imgs}, Cron: "0 0 1 1 *"}},
-		Checker:  &watcher.Checker{Registries: live.Set, ImageTimeout: 5 * time.Minute, CycleTimeout: 10 * time.Minute},
-		Store:    st,
-		Log:      log,
-		Platform: regtest.Platform("linux/amd64"),
-	}
-	ts := httptest.NewServer((&web.Server{Store: st, Registries: live, Daemon: d, Auth: config.WebAuth{}, Log: log}).Handler())
-	t.Cleanup(ts.Close)
+	log := testLog(t, slog.LevelWarn)
+	d := listDaemon(st, live, log, watchtest.Images(t, reg.Host+"/team/app:1.0.0", slow.Host+"/slow/app:1.0.0")...)
+	d.Checker.ImageTimeout, d.Checker.CycleTimeout = 5*time.Minute, 10*time.Minute
+	ts := serve(t, &web.Server{Store: st, Registries: live, Daemon: d, Auth: config.WebAuth{}, Log: log})
 	b := newBrowser(t, ts.URL, 50*time.Second)
 	b.open("/")
 	b.waitText("h1", "Images")
 
 	// The daemon starts now: its start-up cycle is held by the slow registry.
-	runCtx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := d.Run(runCtx); err != nil {
-			t.Errorf("daemon: %v", err)
-		}
-	}()
-	t.Cleanup(func() { stop(); <-done })
+	runDaemon(t, d)
 
 	b.click("#check-now")
 	b.waitText("#check-text", "waiting for "+slow.Host+" (1 image for ")

@@ -1,10 +1,8 @@
 package web_test
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -14,9 +12,8 @@ import (
 	"github.com/tagwatch/tagwatch/config"
 	"github.com/tagwatch/tagwatch/internal/regtest"
 	"github.com/tagwatch/tagwatch/internal/storetest"
-	"github.com/tagwatch/tagwatch/registries"
+	"github.com/tagwatch/tagwatch/internal/watchtest"
 	"github.com/tagwatch/tagwatch/store"
-	"github.com/tagwatch/tagwatch/watcher"
 	"github.com/tagwatch/tagwatch/web"
 )
 
@@ -34,36 +31,12 @@ func TestBrowserMarkAsCurrent(t *testing.T) {
 	reg.Push(t, "team/app:1.1.0", regtest.Image(t, "v1.1"))
 
 	st := storetest.Open(t)
-	live, err := registries.NewLive(registries.DefaultCatalog(), nil, nil, registries.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var imgs []watcher.StaticImage
-	for _, ref := range []string{"/team/app:latest", "/team/app:1.0.0"} {
-		img, err := registries.ParseImage(reg.Host + ref)
-		if err != nil {
-			t.Fatal(err)
-		}
-		imgs = append(imgs, watcher.StaticImage{Image: img})
-	}
+	live := defaultLive(t)
+	imgs := watchtest.Images(t, reg.Host+"/team/app:latest", reg.Host+"/team/app:1.0.0")
 	imgs[0].DisplayName, imgs[1].DisplayName = "Rolling app", "Versioned app"
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	d := &watcher.Daemon{
-		Sources:  []watcher.Scheduled{{Source: watcher.StaticSource{Images: imgs}, Cron: "0 0 1 1 *"}},
-		Checker:  &watcher.Checker{Registries: live.Set},
-		Store:    st,
-		Log:      log,
-		Platform: regtest.Platform("linux/amd64"),
-	}
-	runCtx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := d.Run(runCtx); err != nil {
-			t.Errorf("daemon: %v", err)
-		}
-	}()
-	t.Cleanup(func() { stop(); <-done })
+	log := testLog(t, slog.LevelWarn)
+	d := listDaemon(st, live, log, imgs...)
+	runDaemon(t, d)
 	rolling := func() store.Image {
 		t.Helper()
 		imgs, err := st.Images()
@@ -86,9 +59,7 @@ func TestBrowserMarkAsCurrent(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	srv := &web.Server{Store: st, Registries: live, Daemon: d, Auth: config.WebAuth{}, Log: log}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(ts.Close)
+	ts := serve(t, &web.Server{Store: st, Registries: live, Daemon: d, Auth: config.WebAuth{}, Log: log})
 	b := newBrowser(t, ts.URL, 90*time.Second)
 
 	second := reg.Push(t, "team/app:latest", regtest.Image(t, "second")).String()

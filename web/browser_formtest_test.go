@@ -5,14 +5,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tagwatch/tagwatch/config"
 	"github.com/tagwatch/tagwatch/internal/storetest"
-	"github.com/tagwatch/tagwatch/registries"
 	"github.com/tagwatch/tagwatch/web"
 )
 
@@ -24,13 +22,7 @@ func TestBrowserFormTestKeptOnSave(t *testing.T) {
 	requireChromium(t)
 	reg := startRegistry(t)
 	st := storetest.Open(t)
-	live, err := registries.NewLive(registries.DefaultCatalog(), nil, nil, registries.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	ts := httptest.NewServer((&web.Server{Store: st, Registries: live, Auth: config.WebAuth{}, Log: log}).Handler())
-	t.Cleanup(ts.Close)
+	ts := serve(t, &web.Server{Store: st, Registries: defaultLive(t), Auth: config.WebAuth{}, Log: testLog(t, slog.LevelWarn)})
 	b := newBrowser(t, ts.URL, 40*time.Second)
 	mine := `article[data-id="custom.mine"]`
 

@@ -2,7 +2,6 @@ package web_test
 
 import (
 	"log/slog"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -31,14 +30,7 @@ func TestBrowserKinds(t *testing.T) {
 	proxy := regtest.StartProxy(t)
 
 	st := storetest.Open(t)
-	live, err := registries.NewLive(registries.DefaultCatalog(), nil, nil, registries.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv := &web.Server{Store: st, Registries: live, Log: log}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(ts.Close)
+	ts := serve(t, &web.Server{Store: st, Registries: defaultLive(t), Log: testLog(t, slog.LevelWarn)})
 	b := newBrowser(t, ts.URL, 50*time.Second)
 
 	// Every kind has a card to add it; the new anonymous defaults have tiles.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -14,8 +13,8 @@ import (
 	"github.com/tagwatch/tagwatch/config"
 	"github.com/tagwatch/tagwatch/internal/regtest"
 	"github.com/tagwatch/tagwatch/internal/storetest"
+	"github.com/tagwatch/tagwatch/internal/watchtest"
 	"github.com/tagwatch/tagwatch/registries"
-	"github.com/tagwatch/tagwatch/watcher"
 	"github.com/tagwatch/tagwatch/web"
 )
 
@@ -44,37 +43,14 @@ func TestBrowserPhone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var imgs []watcher.StaticImage
-	for _, ref := range []string{"/team/app:1.0.0", "/team/a-much-longer-repository-name-for-narrow-screens:2.0.0"} {
-		img, err := registries.ParseImage(reg.Host + ref)
-		if err != nil {
-			t.Fatal(err)
-		}
-		imgs = append(imgs, watcher.StaticImage{Image: img})
-	}
+	imgs := watchtest.Images(t, reg.Host+"/team/app:1.0.0", reg.Host+"/team/a-much-longer-repository-name-for-narrow-screens:2.0.0")
 	imgs[0].DisplayName = "Team app"
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	d := &watcher.Daemon{
-		Sources:  []watcher.Scheduled{{Source: watcher.StaticSource{Images: imgs}, Cron: "0 0 1 1 *"}},
-		Checker:  &watcher.Checker{Registries: live.Set},
-		Store:    st,
-		Log:      log,
-		Platform: regtest.Platform("linux/amd64"),
-	}
-	runCtx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := d.Run(runCtx); err != nil {
-			t.Errorf("daemon: %v", err)
-		}
-	}()
-	t.Cleanup(func() { stop(); <-done })
+	log := testLog(t, slog.LevelWarn)
+	d := listDaemon(st, live, log, imgs...)
+	runDaemon(t, d)
 	recv := startReceiver(t, false)
 	n := startNotifiers(t, map[string]map[string]string{"hook": hookSettings(recv)})
-	srv := &web.Server{Store: st, Registries: live, Daemon: d, Auth: config.WebAuth{}, Log: log, Notifiers: n}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(ts.Close)
+	ts := serve(t, &web.Server{Store: st, Registries: live, Daemon: d, Auth: config.WebAuth{}, Log: log, Notifiers: n})
 
 	b := newBrowser(t, ts.URL, 90*time.Second)
 	b.run("phone viewport", chromedp.EmulateViewport(phoneWidth, phoneHeight, chromedp.EmulateScale(phoneScale), chromedp.EmulateMobile))

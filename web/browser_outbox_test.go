@@ -14,7 +14,6 @@ import (
 
 	"github.com/tagwatch/tagwatch/internal/storetest"
 	"github.com/tagwatch/tagwatch/notify"
-	"github.com/tagwatch/tagwatch/registries"
 	"github.com/tagwatch/tagwatch/store"
 	"github.com/tagwatch/tagwatch/web"
 )
@@ -44,7 +43,7 @@ func TestBrowserOutboxAndBackup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := testLog(t, slog.LevelWarn)
 	n, err := notify.New([]*notify.Spec{spec}, st, notify.Options{Log: log, Backoff: []time.Duration{}, Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -64,12 +63,7 @@ func TestBrowserOutboxAndBackup(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 
-	live, err := registries.NewLive(registries.DefaultCatalog(), nil, nil, registries.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer((&web.Server{Store: st, Registries: live, Log: log, Notifiers: n}).Handler())
-	t.Cleanup(ts.Close)
+	ts := serve(t, &web.Server{Store: st, Registries: defaultLive(t), Log: log, Notifiers: n})
 	b := newBrowser(t, ts.URL, 40*time.Second)
 	hook := `article[data-name="hook"]`
 

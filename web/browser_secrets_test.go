@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +12,6 @@ import (
 	"github.com/tagwatch/tagwatch/config"
 	"github.com/tagwatch/tagwatch/internal/regtest"
 	"github.com/tagwatch/tagwatch/internal/storetest"
-	"github.com/tagwatch/tagwatch/registries"
 	"github.com/tagwatch/tagwatch/web"
 )
 
@@ -32,13 +30,7 @@ func TestBrowserSecretFollowsNoURL(t *testing.T) {
 	newHost := startRecorder(t, moved.URL)
 
 	st := storetest.Open(t)
-	live, err := registries.NewLive(registries.DefaultCatalog(), nil, nil, registries.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	ts := httptest.NewServer((&web.Server{Store: st, Registries: live, Auth: config.WebAuth{}, Log: log}).Handler())
-	t.Cleanup(ts.Close)
+	ts := serve(t, &web.Server{Store: st, Registries: defaultLive(t), Auth: config.WebAuth{}, Log: testLog(t, slog.LevelWarn)})
 	body, _ := json.Marshal(map[string]any{"kind": "custom", "name": "vendor",
 		"values": map[string]string{"url": old.URL, "login": "alice", "password": alicePassword}})
 	res, err := http.Post(ts.URL+"/api/v1/registries", "application/json", bytes.NewReader(body))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,8 +16,7 @@ import (
 	"github.com/tagwatch/tagwatch/config"
 	"github.com/tagwatch/tagwatch/internal/regtest"
 	"github.com/tagwatch/tagwatch/internal/storetest"
-	"github.com/tagwatch/tagwatch/registries"
-	"github.com/tagwatch/tagwatch/watcher"
+	"github.com/tagwatch/tagwatch/internal/watchtest"
 	"github.com/tagwatch/tagwatch/web"
 )
 
@@ -41,35 +39,14 @@ func TestBrowser(t *testing.T) {
 	reg.Push(t, "team/app:1.1.0", regtest.Image(t, "newer"))
 
 	st := storetest.Open(t)
-	live, err := registries.NewLive(registries.DefaultCatalog(), nil, nil, registries.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := registries.ParseImage(reg.Host + "/team/app:1.0.0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	d := &watcher.Daemon{
-		Sources:  []watcher.Scheduled{{Source: watcher.StaticSource{Images: []watcher.StaticImage{{Image: img, DisplayName: "Team app"}}}, Cron: "0 0 1 1 *"}},
-		Checker:  &watcher.Checker{Registries: live.Set},
-		Store:    st,
-		Log:      log,
-		Platform: regtest.Platform("linux/amd64"),
-	}
-	runCtx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := d.Run(runCtx); err != nil {
-			t.Errorf("daemon: %v", err)
-		}
-	}()
-	t.Cleanup(func() { stop(); <-done })
+	live := defaultLive(t)
+	imgs := watchtest.Images(t, reg.Host+"/team/app:1.0.0")
+	imgs[0].DisplayName = "Team app"
+	log := testLog(t, slog.LevelWarn)
+	d := listDaemon(st, live, log, imgs...)
+	runDaemon(t, d)
 
-	srv := &web.Server{Store: st, Registries: live, Daemon: d, Auth: config.WebAuth{}, Log: log}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(ts.Close)
+	ts := serve(t, &web.Server{Store: st, Registries: live, Daemon: d, Auth: config.WebAuth{}, Log: log})
 
 	b := newBrowser(t, ts.URL, 50*time.Second)
 	mine := `article[data-id="custom.mine"]`
@@ -379,14 +356,7 @@ func TestBrowserNotifications(t *testing.T) {
 	recv := startReceiver(t, false)
 	n := startNotifiers(t, map[string]map[string]string{"hook": hookSettings(recv)})
 	st := storetest.Open(t)
-	live, err := registries.NewLive(registries.DefaultCatalog(), nil, nil, registries.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv := &web.Server{Store: st, Registries: live, Log: log, Notifiers: n}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(ts.Close)
+	ts := serve(t, &web.Server{Store: st, Registries: defaultLive(t), Log: testLog(t, slog.LevelWarn), Notifiers: n})
 
 	b := newBrowser(t, ts.URL, 30*time.Second)
 	hook := `article[data-name="hook"]`

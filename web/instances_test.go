@@ -1,10 +1,8 @@
 package web_test
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -13,8 +11,7 @@ import (
 	"github.com/tagwatch/tagwatch/config"
 	"github.com/tagwatch/tagwatch/internal/regtest"
 	"github.com/tagwatch/tagwatch/internal/storetest"
-	"github.com/tagwatch/tagwatch/registries"
-	"github.com/tagwatch/tagwatch/watcher"
+	"github.com/tagwatch/tagwatch/internal/watchtest"
 	"github.com/tagwatch/tagwatch/web"
 )
 
@@ -71,29 +68,10 @@ func TestBrowserInstances(t *testing.T) {
 	front := reg.Front(t, regtest.FrontOptions{})
 
 	st := storetest.Open(t)
-	live, err := registries.NewLive(registries.DefaultCatalog(), nil, nil, registries.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var imgs []watcher.StaticImage
-	for _, ref := range []string{front.Host + "/team-a/app:1.0.0", front.Host + "/team-b/app:2.0.0"} {
-		img, err := registries.ParseImage(ref)
-		if err != nil {
-			t.Fatal(err)
-		}
-		imgs = append(imgs, watcher.StaticImage{Image: img})
-	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	d := &watcher.Daemon{
-		Sources:  []watcher.Scheduled{{Source: watcher.StaticSource{Images: imgs}, Cron: "0 0 1 1 *"}},
-		Checker:  &watcher.Checker{Registries: live.Set},
-		Store:    st,
-		Log:      log,
-		Platform: regtest.Platform("linux/amd64"),
-	}
-	srv := &web.Server{Store: st, Registries: live, Daemon: d, Log: log}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(ts.Close)
+	live := defaultLive(t)
+	log := testLog(t, slog.LevelWarn)
+	d := listDaemon(st, live, log, watchtest.Images(t, front.Host+"/team-a/app:1.0.0", front.Host+"/team-b/app:2.0.0")...)
+	ts := serve(t, &web.Server{Store: st, Registries: live, Daemon: d, Log: log})
 	b := newBrowser(t, ts.URL, 50*time.Second)
 
 	add := func(name, user, repos string) {
@@ -126,15 +104,7 @@ func TestBrowserInstances(t *testing.T) {
 	}
 	b.screenshot("instances-tiles")
 
-	runCtx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := d.Run(runCtx); err != nil {
-			t.Errorf("daemon: %v", err)
-		}
-	}()
-	t.Cleanup(func() { stop(); <-done })
+	runDaemon(t, d)
 	b.open("/")
 	b.waitText("h1", "Images")
 	b.click("#check-now")

@@ -3,15 +3,12 @@ package web_test
 import (
 	"context"
 	"html"
-	"log/slog"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tagwatch/tagwatch/config"
-	"github.com/tagwatch/tagwatch/internal/regtest"
 	"github.com/tagwatch/tagwatch/notify"
 	"github.com/tagwatch/tagwatch/registries"
 	"github.com/tagwatch/tagwatch/store"
@@ -29,18 +26,7 @@ func startNotifier(t *testing.T, name string, settings map[string]string, o noti
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(filepath.Join(t.TempDir(), "notify.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	o.Log, o.Backoff = slog.New(slog.DiscardHandler), []time.Duration{}
-	n, err := notify.New([]*notify.Spec{sp}, st, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close(context.Background()) })
-	return n
+	return runNotifiers(t, []*notify.Spec{sp}, o)
 }
 
 // TestTestsRefuseLinkLocal: a connection test (registry, saved or not, and
@@ -126,13 +112,7 @@ func TestSameWordsEverywhere(t *testing.T) {
 	}
 	var d *watcher.Daemon
 	f := newFixtureWith(t, config.WebAuth{}, nil, nil, func(f *fixture) {
-		d = &watcher.Daemon{
-			Sources:  []watcher.Scheduled{{Source: watcher.StaticSource{Images: []watcher.StaticImage{{Image: img}}}, Cron: "0 0 1 1 *"}},
-			Checker:  &watcher.Checker{Registries: f.live.Set},
-			Store:    f.st,
-			Log:      f.srv.Log,
-			Platform: regtest.Platform("linux/amd64"),
-		}
+		d = listDaemon(f.st, f.live, f.srv.Log, watcher.StaticImage{Image: img})
 		f.srv.Daemon = d
 	})
 	res, body := f.do("POST", "/api/v1/registries", map[string]any{"kind": "custom", "name": "mine",
@@ -140,21 +120,8 @@ func TestSameWordsEverywhere(t *testing.T) {
 	want(t, res, body, http.StatusCreated)
 	sentence := reg.Host + " refused the credentials of custom.mine (401). Check login and password. Use what docker login accepts for this registry: often a username or e-mail with an access token as the password."
 
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = d.Run(ctx) }()
-	t.Cleanup(func() { stop(); <-done })
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		imgs, _ := f.st.Images()
-		if len(imgs) == 1 && !imgs[0].LastChecked.IsZero() {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no check result within 60s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	runDaemon(t, d)
+	checkedOne(t, f.st)
 	res, body = f.do("GET", "/api/v1/images", nil)
 	want(t, res, body, http.StatusOK)
 	row := decode[struct{ Images []store.Image }](t, body).Images[0]

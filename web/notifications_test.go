@@ -8,15 +8,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/tagwatch/tagwatch/config"
+	"github.com/tagwatch/tagwatch/internal/storetest"
 	"github.com/tagwatch/tagwatch/notify"
-	"github.com/tagwatch/tagwatch/store"
 )
 
 // The notifiers' secrets: a token in a webhook's path, a password in
@@ -80,12 +79,15 @@ func startNotifiers(t *testing.T, settings map[string]map[string]string) *notify
 		}
 		specs = append(specs, sp)
 	}
-	st, err := store.Open(filepath.Join(t.TempDir(), "notify.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	n, err := notify.New(specs, st, notify.Options{Log: slog.New(slog.DiscardHandler), Backoff: []time.Duration{}, Timeout: 5 * time.Second})
+	return runNotifiers(t, specs, notify.Options{Timeout: 5 * time.Second})
+}
+
+// runNotifiers runs specs with o on a store of their own, without retries
+// or a log, until the test ends.
+func runNotifiers(t *testing.T, specs []*notify.Spec, o notify.Options) *notify.Notifiers {
+	t.Helper()
+	o.Log, o.Backoff = slog.New(slog.DiscardHandler), []time.Duration{}
+	n, err := notify.New(specs, storetest.Open(t), o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -12,21 +11,17 @@ import (
 	"html"
 	"io"
 	"log"
-	"log/slog"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tagwatch/tagwatch/config"
-	"github.com/tagwatch/tagwatch/internal/regtest"
 	"github.com/tagwatch/tagwatch/notify"
 	"github.com/tagwatch/tagwatch/registries"
-	"github.com/tagwatch/tagwatch/store"
 	"github.com/tagwatch/tagwatch/watcher"
 )
 
@@ -165,13 +160,7 @@ func TestHostileRegistryNeverRelayed(t *testing.T) {
 			}
 			var d *watcher.Daemon
 			f := newFixtureWith(t, config.WebAuth{}, nil, nil, func(f *fixture) {
-				d = &watcher.Daemon{
-					Sources:  []watcher.Scheduled{{Source: watcher.StaticSource{Images: []watcher.StaticImage{{Image: img}}}, Cron: "0 0 1 1 *"}},
-					Checker:  &watcher.Checker{Registries: f.live.Set},
-					Store:    f.st,
-					Log:      f.srv.Log,
-					Platform: regtest.Platform("linux/amd64"),
-				}
+				d = listDaemon(f.st, f.live, f.srv.Log, watcher.StaticImage{Image: img})
 				f.srv.Daemon = d
 			})
 			defer checkNoMarker(t, f)
@@ -203,26 +192,8 @@ func TestHostileRegistryNeverRelayed(t *testing.T) {
 			want(t, res, tilePage, http.StatusOK)
 
 			// A real cycle: the dashboard and the images API.
-			ctx, stop := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			go func() { defer close(done); _ = d.Run(ctx) }()
-			t.Cleanup(func() { stop(); <-done })
-			var row store.Image
-			deadline := time.Now().Add(60 * time.Second)
-			for {
-				imgs, err := f.st.Images()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if len(imgs) == 1 && !imgs[0].LastChecked.IsZero() {
-					row = imgs[0]
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatal("no check result within 60s")
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
+			runDaemon(t, d)
+			row := checkedOne(t, f.st)
 			res, body = f.do("GET", "/api/v1/images", nil)
 			want(t, res, body, http.StatusOK)
 			res, dash := f.do("GET", "/", nil)
@@ -337,16 +308,7 @@ func TestHostileReceiverNeverRelayed(t *testing.T) {
 		}
 		specs = append(specs, sp)
 	}
-	st, err := store.Open(filepath.Join(t.TempDir(), "notify.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	n, err := notify.New(specs, st, notify.Options{Log: slog.New(slog.DiscardHandler), Backoff: []time.Duration{}, Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close(context.Background()) })
+	n := runNotifiers(t, specs, notify.Options{Timeout: 5 * time.Second})
 	f := newFixtureWith(t, config.WebAuth{}, nil, n)
 	for _, c := range cases {
 		res, body := f.do("POST", "/api/v1/notifiers/"+c.name+"/test", nil)

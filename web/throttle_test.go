@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/tagwatch/tagwatch/config"
 	"github.com/tagwatch/tagwatch/internal/storetest"
-	"github.com/tagwatch/tagwatch/registries"
 	"github.com/tagwatch/tagwatch/web"
 )
 
@@ -215,12 +213,5 @@ func BenchmarkGuessingFlood(b *testing.B) {
 // benchServer serves the UI and API on a real store, for benchmarks.
 func benchServer(b *testing.B, auth config.WebAuth) string {
 	b.Helper()
-	st := storetest.Open(b)
-	live, err := registries.NewLive(registries.DefaultCatalog(), nil, nil, registries.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ts := httptest.NewServer((&web.Server{Store: st, Registries: live, Auth: auth}).Handler())
-	b.Cleanup(ts.Close)
-	return ts.URL
+	return serve(b, &web.Server{Store: storetest.Open(b), Registries: defaultLive(b), Auth: auth}).URL
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/tagwatch/tagwatch/internal/dockertest"
 	"github.com/tagwatch/tagwatch/internal/regtest"
 	"github.com/tagwatch/tagwatch/internal/storetest"
+	"github.com/tagwatch/tagwatch/internal/watchtest"
 	"github.com/tagwatch/tagwatch/registries"
 	"github.com/tagwatch/tagwatch/store"
 	"github.com/tagwatch/tagwatch/watcher"
@@ -43,14 +43,11 @@ func TestUnreachableWatcherShown(t *testing.T) {
 	src := &watcher.DockerSource{Watcher: "nas", Host: proxy.Host, WatchByDefault: true, WatchStopped: true}
 	t.Cleanup(func() { src.Close() })
 	st := storetest.Open(t)
-	live, err := registries.NewLive(registries.DefaultCatalog(), nil, nil, registries.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelError}))
+	live := defaultLive(t)
+	log := testLog(t, slog.LevelError)
 	d := &watcher.Daemon{
 		Sources: []watcher.Scheduled{
-			{Source: onlyHost{src, reg.Host}},
+			{Source: watchtest.OnlyHost{Source: src, Host: reg.Host}},
 			{Source: watcher.StaticSource{Images: []watcher.StaticImage{{Image: listed}}}},
 		},
 		Checker:  &watcher.Checker{Registries: live.Set},
@@ -63,8 +60,7 @@ func TestUnreachableWatcherShown(t *testing.T) {
 	proxy.SetDown(true)
 	d.RunCycle(ctx, d.Sources)
 
-	ts := httptest.NewServer((&web.Server{Store: st, Registries: live, Daemon: d, Log: log}).Handler())
-	t.Cleanup(ts.Close)
+	ts := serve(t, &web.Server{Store: st, Registries: live, Daemon: d, Log: log})
 	get := func(path string) string {
 		t.Helper()
 		res, err := http.Get(ts.URL + path)
@@ -120,22 +116,4 @@ func TestUnreachableWatcherShown(t *testing.T) {
 		t.Errorf("the config list is shown as down: %s", txt)
 	}
 	b.screenshot("watcher-down")
-}
-
-// onlyHost keeps a source's images of one registry host: the engine is
-// shared with other tests.
-type onlyHost struct {
-	*watcher.DockerSource
-	host string
-}
-
-func (o onlyHost) List(ctx context.Context) ([]watcher.Found, error) {
-	all, err := o.DockerSource.List(ctx)
-	var out []watcher.Found
-	for _, f := range all {
-		if f.Target.Image.Host == o.host {
-			out = append(out, f)
-		}
-	}
-	return out, err
 }

@@ -180,15 +180,7 @@ func TestBackupOfRunningServe(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-c.done:
-		c.done <- err
-	case <-time.After(20 * time.Second):
-		t.Fatal("serve did not stop")
-	}
+	c.exit(t, syscall.SIGTERM)
 	live := dump(t, db)
 	// The secrets are encrypted with the daemon's key, which stays beside
 	// its data file: a backup holds neither the key nor the plain secret,

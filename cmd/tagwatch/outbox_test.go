@@ -171,17 +171,8 @@ func newVersion(t *testing.T, c *child, reg *regtest.Registry, first ggcr.Hash) 
 
 func stopServe(t *testing.T, c *child, sig syscall.Signal) {
 	t.Helper()
-	if err := c.cmd.Process.Signal(sig); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-c.done:
-		c.done <- err
-		if sig == syscall.SIGTERM && err != nil {
-			t.Errorf("serve exited with %v after SIGTERM", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("serve did not stop")
+	if err := c.exit(t, sig); sig == syscall.SIGTERM && err != nil {
+		t.Errorf("serve exited with %v after SIGTERM", err)
 	}
 }
 

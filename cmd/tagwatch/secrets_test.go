@@ -46,20 +46,28 @@ func (c *child) send(t *testing.T, method, path string, body any) (int, string) 
 	return res.StatusCode, string(b)
 }
 
-// stop ends the child with SIGTERM, as a service manager does.
-func (c *child) stop(t *testing.T) {
+// exit sends sig to the child and waits up to 20s for it to end; it
+// returns how the child ended (nil: exit 0).
+func (c *child) exit(t *testing.T, sig syscall.Signal) error {
 	t.Helper()
-	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := c.cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case err := <-c.done:
 		c.done <- err
-		if err != nil {
-			t.Fatalf("serve exited with %v after SIGTERM", err)
-		}
+		return err
 	case <-time.After(20 * time.Second):
-		t.Fatal("serve did not stop within 20s of SIGTERM")
+		t.Fatalf("serve did not stop within 20s of %v", sig)
+		return nil
+	}
+}
+
+// stop ends the child with SIGTERM, as a service manager does.
+func (c *child) stop(t *testing.T) {
+	t.Helper()
+	if err := c.exit(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("serve exited with %v after SIGTERM", err)
 	}
 }
 

@@ -270,10 +270,7 @@ func TestNotifierURLsNeverShown(t *testing.T) {
 	}
 	api := read("GET", "/api/v1/notifiers", "")
 	page := read("GET", "/settings/notifications", "")
-	logText, err := os.ReadFile(c.log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	logText := c.logText(t)
 	var listed struct {
 		Notifiers []struct{ Name, URL string }
 	}
@@ -286,7 +283,7 @@ func TestNotifierURLsNeverShown(t *testing.T) {
 	}
 	for _, n := range notifierURLs {
 		for _, s := range n.secrets {
-			for where, text := range map[string]string{"the API": api, "the page": page, "the log": string(logText)} {
+			for where, text := range map[string]string{"the API": api, "the page": page, "the log": logText} {
 				if strings.Contains(text, s) {
 					t.Errorf("%s: %s shows %q", n.name, where, s)
 				}
@@ -298,7 +295,7 @@ func TestNotifierURLsNeverShown(t *testing.T) {
 			if !strings.HasPrefix(u, scheme+"://") || (strings.Contains(n.url, "@") && !strings.Contains(u, "***@")) {
 				t.Errorf("%s: shown as %q", name, u)
 			}
-			if !strings.Contains(string(logText), "name="+n.name+" ") {
+			if !strings.Contains(logText, "name="+n.name+" ") {
 				t.Errorf("%s: not in the start-up log", n.name)
 			}
 		}

@@ -206,11 +206,7 @@ func TestServeSurvivesKill(t *testing.T) {
 		s := c.status(t)
 		return s.Running && manifests.Load() > before+5
 	})
-	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-c.done
-	c.done <- nil
+	c.exit(t, syscall.SIGKILL)
 
 	st, err := store.Open(db)
 	if err != nil {
@@ -254,18 +250,7 @@ func TestServeSurvivesKill(t *testing.T) {
 	if res.StatusCode != http.StatusOK || !strings.Contains(string(body), fmt.Sprintf("tagwatch_images_watched %d\n", repos)) {
 		t.Errorf("GET /metrics: %s, no tagwatch_images_watched %d:\n%.2000s", res.Status, repos, body)
 	}
-	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-c.done:
-		c.done <- err
-		if err != nil {
-			t.Errorf("serve exited with %v after SIGTERM", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Error("serve did not stop within 20s of SIGTERM")
-	}
+	c.stop(t)
 }
 
 func signalContext() (context.Context, context.CancelFunc) {

@@ -26,26 +26,11 @@ func realStore(t *testing.T) string {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	now := time.Now().UTC()
-	var imgs []store.Image
-	var hist []store.HistoryEntry
-	for i := range 200 {
-		ref := fmt.Sprintf("ghcr.io/acme/app%03d:1.0.0", i)
-		imgs = append(imgs, store.Image{Key: ref + " linux/amd64", Image: ref, Reference: ref, Registry: "ghcr.public",
-			Platform: "linux/amd64", Where: []store.Location{{Watcher: "config"}}, Tag: "1.0.0", LatestTag: "1.1.0", Update: "minor",
-			Digest: "sha256:" + strings.Repeat("a", 64), LatestDigest: "sha256:" + strings.Repeat("b", 64), LastChecked: now})
-		hist = append(hist, store.HistoryEntry{At: now, Key: ref + " linux/amd64", Reference: ref, Registry: "ghcr.public",
-			Update: "minor", FromTag: "1.0.0", ToTag: "1.1.0"})
-	}
-	if err := st.PutImages(imgs); err != nil {
-		t.Fatal(err)
-	}
 	route := func(saved []store.HistoryEntry) []store.OutboxMessage {
 		return []store.OutboxMessage{{Notifier: "phone", Updates: saved[:3]}}
 	}
-	if _, err := st.AppendHistory(hist, store.WithOutbox(route)); err != nil {
-		t.Fatal(err)
-	}
+	storetest.Fill(t, st, 200, store.WithOutbox(route))
+	now := time.Now().UTC()
 	if err := st.PutRegistry(store.Registry{Kind: "custom", Name: "lan", Values: map[string]string{"url": "http://192.0.2.1:5000"},
 		Secrets: map[string]string{"password": "registry-s3cret"}, UpdatedAt: now}); err != nil {
 		t.Fatal(err)
@@ -170,21 +155,13 @@ func TestUnusableStoreRealBinary(t *testing.T) {
 			t.Fatal(err)
 		}
 		other := filepath.Join(dir, "other.db")
-		db, err := bolt.Open(other, 0o600, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = db.Update(func(tx *bolt.Tx) error {
+		storetest.Update(t, other, func(tx *bolt.Tx) error {
 			b, err := tx.CreateBucket([]byte("sessions"))
 			if err != nil {
 				return err
 			}
 			return b.Put([]byte("k"), []byte("v"))
 		})
-		db.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
 		for path, why := range map[string]string{text: "not a bbolt database file", other: `a bbolt file with a bucket "sessions"`} {
 			before, _ := os.ReadFile(path)
 			wantClearFailure(t, serve(path), path+" is not a tagwatch store ("+why, "point --data (TAGWATCH_DATA)")
@@ -197,15 +174,7 @@ func TestUnusableStoreRealBinary(t *testing.T) {
 
 	t.Run("newer schema", func(t *testing.T) {
 		path := storetest.Copy(t, orig)
-		db, err := bolt.Open(path, 0o600, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("schema_version"), []byte("42")) })
-		db.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		storetest.Update(t, path, func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("schema_version"), []byte("42")) })
 		r := serve(path)
 		wantClearFailure(t, r, "store "+path+" was written by a newer tagwatch (schema version 42", "restore a backup made before the upgrade")
 		t.Logf("serve: %s", strings.TrimSpace(r.stderr))

@@ -4,9 +4,12 @@ package storetest
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -23,6 +26,32 @@ func Open(t testing.TB) *store.Store {
 	}
 	t.Cleanup(func() { st.Close() })
 	return st
+}
+
+// Fill puts n images into st as a check leaves them
+// (ghcr.io/acme/appNNN:1.0.0 on linux/amd64, a minor update to 1.1.0
+// waiting) and the history entry of each one's update, with opts (an
+// outbox route). A few hundred make both buckets span several pages, which
+// DamagePage and PointPastEnd need.
+func Fill(t testing.TB, st *store.Store, n int, opts ...store.HistoryOption) {
+	t.Helper()
+	now := time.Now().UTC()
+	var imgs []store.Image
+	var hist []store.HistoryEntry
+	for i := range n {
+		ref := fmt.Sprintf("ghcr.io/acme/app%03d:1.0.0", i)
+		imgs = append(imgs, store.Image{Key: ref + " linux/amd64", Image: ref, Reference: ref, Registry: "ghcr.public",
+			Platform: "linux/amd64", Where: []store.Location{{Watcher: "config"}}, Tag: "1.0.0", LatestTag: "1.1.0", Update: "minor",
+			Digest: "sha256:" + strings.Repeat("a", 64), LatestDigest: "sha256:" + strings.Repeat("b", 64), LastChecked: now})
+		hist = append(hist, store.HistoryEntry{At: now, Key: ref + " linux/amd64", Reference: ref, Registry: "ghcr.public",
+			Update: "minor", FromTag: "1.0.0", ToTag: "1.1.0"})
+	}
+	if err := st.PutImages(imgs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.AppendHistory(hist, opts...); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Garbage is what DamagePage writes over a page.
@@ -137,6 +166,22 @@ func writeAt(t testing.TB, path string, b []byte, off int64) {
 		t.Fatal(err)
 	}
 	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Update writes to the bbolt file at path (created if missing), which no
+// store holds open, with bbolt directly: as another program, an older or
+// newer tagwatch, or a damaged disk would have left it.
+func Update(t testing.TB, path string, fn func(tx *bolt.Tx) error) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(fn)
+	db.Close()
+	if err != nil {
 		t.Fatal(err)
 	}
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +11,7 @@ import (
 	"github.com/tagwatch/tagwatch/internal/containerdtest"
 	"github.com/tagwatch/tagwatch/internal/regtest"
 	"github.com/tagwatch/tagwatch/internal/storetest"
-	"github.com/tagwatch/tagwatch/registries"
+	"github.com/tagwatch/tagwatch/internal/watchtest"
 	"github.com/tagwatch/tagwatch/store"
 	"github.com/tagwatch/tagwatch/watcher"
 	"github.com/tagwatch/tagwatch/watcher/containerd"
@@ -26,8 +24,6 @@ func byPlace(found []watcher.Found) map[string][]watcher.Found {
 	}
 	return m
 }
-
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // TestSourceAgainstContainerd lists a real containerd's containers, made
 // with ctr from images pulled from a real registry (one a single manifest,
@@ -108,22 +104,12 @@ func TestSourceAgainstContainerd(t *testing.T) {
 
 	// The daemon over it, into a real bbolt file.
 	st := storetest.Open(t)
-	set, err := registries.NewSet(registries.DefaultCatalog(), nil, registries.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &watcher.Daemon{
-		Sources:  []watcher.Scheduled{{Source: src}},
-		Checker:  &watcher.Checker{Registries: func() *registries.Set { return set }},
-		Store:    st,
-		Log:      quiet(),
-		Platform: regtest.Platform("linux/amd64"),
-	}
+	d := watchtest.Daemon(t, st, src)
 	rep := d.RunCycle(ctx, d.Sources)
 	if rep.Errors != 0 || rep.Images != 2 {
 		t.Fatalf("first cycle: %+v", rep)
 	}
-	recs := records(t, st)
+	recs := watchtest.ByReference(t, st)
 	if r := recs[app]; r.Update != "none" || r.Digest != appV1 || len(r.Where) != 2 || r.DisplayName != "Web" {
 		t.Errorf("app after the first cycle (beta excluded): %+v", r)
 	}
@@ -135,7 +121,7 @@ func TestSourceAgainstContainerd(t *testing.T) {
 	multiV2 := reg.PushIndex(t, "home/multi:latest", regtest.Index(t, ns+"multi-2",
 		regtest.Platform("linux/amd64"), regtest.Platform("linux/arm64"))).String()
 	d.RunCycle(ctx, d.Sources)
-	recs = records(t, st)
+	recs = watchtest.ByReference(t, st)
 	if r := recs[app]; r.Update != "minor" || r.LatestTag != "1.1.0" || r.LatestDigest != appV2 {
 		t.Errorf("app after a release: %+v", r)
 	}
@@ -147,12 +133,12 @@ func TestSourceAgainstContainerd(t *testing.T) {
 	// the image stays for the other container that runs it.
 	ctrd.Remove(t, k8s, "9a8b7c")
 	d.RunCycle(ctx, d.Sources)
-	if r := records(t, st)[multi]; len(r.Where) != 1 || r.Where[0].Place != ns+"/cache" {
+	if r := watchtest.ByReference(t, st)[multi]; len(r.Where) != 1 || r.Where[0].Place != ns+"/cache" {
 		t.Errorf("multi after a container was removed: %+v", r.Where)
 	}
 	ctrd.Remove(t, ns, "cache")
 	d.RunCycle(ctx, d.Sources)
-	if r, ok := records(t, st)[multi]; ok {
+	if r, ok := watchtest.ByReference(t, st)[multi]; ok {
 		t.Errorf("multi is still watched with no container running it: %+v", r)
 	}
 }
@@ -178,48 +164,5 @@ func TestUnreachable(t *testing.T) {
 		t.Errorf("a tcp address: %v", err)
 	}
 
-	reg := regtest.Start(t, regtest.Options{})
-	reg.Push(t, "home/app:1.0.0", regtest.Image(t, "ctrd-unreachable"))
-	st := storetest.Open(t)
-	kept := store.Image{Key: "kept", Reference: reg.Host + "/home/kept:1.0.0", Where: []store.Location{{Watcher: "node", Kind: "containerd", Place: "default/kept"}}}
-	if err := st.PutImages([]store.Image{kept}); err != nil {
-		t.Fatal(err)
-	}
-	set, err := registries.NewSet(registries.DefaultCatalog(), nil, registries.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, _ := registries.ParseImage(reg.Host + "/home/app:1.0.0")
-	d := &watcher.Daemon{
-		Sources:  []watcher.Scheduled{{Source: src}, {Source: watcher.StaticSource{Images: []watcher.StaticImage{{Image: ref}}}}},
-		Checker:  &watcher.Checker{Registries: func() *registries.Set { return set }},
-		Store:    st,
-		Log:      quiet(),
-		Platform: regtest.Platform("linux/amd64"),
-	}
-	rep := d.RunCycle(context.Background(), d.Sources)
-	if !strings.Contains(rep.Sources["node"], "connection refused") || rep.Sources["config"] != "" || rep.Images != 1 {
-		t.Errorf("cycle: %+v", rep)
-	}
-	recs := records(t, st)
-	if r := recs[reg.Host+"/home/app:1.0.0"]; r.Update != "none" {
-		t.Errorf("the other source's image: %+v", r)
-	}
-	if _, ok := recs[kept.Reference]; !ok {
-		t.Errorf("the unreachable containerd's image was dropped")
-	}
-}
-
-// records maps the store's records by reference.
-func records(t *testing.T, st *store.Store) map[string]store.Image {
-	t.Helper()
-	imgs, err := st.Images()
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := map[string]store.Image{}
-	for _, img := range imgs {
-		m[img.Reference] = img
-	}
-	return m
+	watchtest.CheckUnreachable(t, src, store.Location{Watcher: "node", Kind: "containerd", Place: "default/kept"}, "connection refused")
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -27,7 +25,7 @@ import (
 	"github.com/tagwatch/tagwatch/internal/kubetest"
 	"github.com/tagwatch/tagwatch/internal/regtest"
 	"github.com/tagwatch/tagwatch/internal/storetest"
-	"github.com/tagwatch/tagwatch/registries"
+	"github.com/tagwatch/tagwatch/internal/watchtest"
 	"github.com/tagwatch/tagwatch/store"
 	"github.com/tagwatch/tagwatch/watcher"
 	"github.com/tagwatch/tagwatch/watcher/kubernetes"
@@ -269,17 +267,7 @@ func TestSourceAgainstAPIServer(t *testing.T) {
 
 	// The daemon over it, into a real bbolt file.
 	st := storetest.Open(t)
-	set, err := registries.NewSet(registries.DefaultCatalog(), nil, registries.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &watcher.Daemon{
-		Sources:  []watcher.Scheduled{{Source: src}},
-		Checker:  &watcher.Checker{Registries: func() *registries.Set { return set }},
-		Store:    st,
-		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Platform: regtest.Platform("linux/amd64"),
-	}
+	d := watchtest.Daemon(t, st, src)
 	rep := d.RunCycle(f.ctx, d.Sources)
 	if rep.Errors != 0 || !strings.Contains(rep.Sources["k3s"], "typo") {
 		t.Fatalf("first cycle: %+v", rep)
@@ -411,39 +399,8 @@ func TestUnreachable(t *testing.T) {
 	}
 
 	// In the daemon: the other source goes on, the cluster's images stay.
-	reg := regtest.Start(t, regtest.Options{})
-	reg.Push(t, "home/app:1.0.0", regtest.Image(t, "unreachable-app"))
-	st := storetest.Open(t)
-	kept := store.Image{Key: "kept", Reference: reg.Host + "/home/kept:1.0.0", Where: []store.Location{{Watcher: "k3s", Kind: "kubernetes", Place: "media/Deployment/kept/kept"}}}
-	if err := st.PutImages([]store.Image{kept}); err != nil {
-		t.Fatal(err)
-	}
-	set, err := registries.NewSet(registries.DefaultCatalog(), nil, registries.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, _ := registries.ParseImage(reg.Host + "/home/app:1.0.0")
-	d := &watcher.Daemon{
-		Sources: []watcher.Scheduled{
-			{Source: &kubernetes.Source{Watcher: "k3s", Config: &rest.Config{Host: closed}, Timeout: 2 * time.Second}},
-			{Source: watcher.StaticSource{Images: []watcher.StaticImage{{Image: ref}}}},
-		},
-		Checker:  &watcher.Checker{Registries: func() *registries.Set { return set }},
-		Store:    st,
-		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Platform: regtest.Platform("linux/amd64"),
-	}
-	rep := d.RunCycle(context.Background(), d.Sources)
-	if !strings.Contains(rep.Sources["k3s"], "connection refused") || rep.Sources["config"] != "" || rep.Images != 1 {
-		t.Errorf("cycle: %+v", rep)
-	}
-	recs := records(t, st)
-	if _, ok := recs.byKey["kept"]; !ok {
-		t.Errorf("the unreachable cluster's image was dropped: %+v", recs.all)
-	}
-	if r := recs.byRef[reg.Host+"/home/app:1.0.0"]; r.Update != "none" {
-		t.Errorf("the other source's image: %+v", r)
-	}
+	watchtest.CheckUnreachable(t, &kubernetes.Source{Watcher: "k3s", Config: &rest.Config{Host: closed}, Timeout: 2 * time.Second},
+		store.Location{Watcher: "k3s", Kind: "kubernetes", Place: "media/Deployment/kept/kept"}, "connection refused")
 }
 
 func records(t *testing.T, st *store.Store) recordMap {
