@@ -119,4 +119,23 @@ func TestBrowserMarkAsCurrent(t *testing.T) {
 	if img := rolling(); img.Update != "none" || img.Baseline != third {
 		t.Fatalf("stored after Mark as current on the phone: %+v", img)
 	}
+	b.waitGone("#accept-all button")
+
+	// Mark all as current: shown when a check finds a new digest, on screen
+	// on a phone, and a plain form: the page reloads with what it did.
+	fourth := reg.Push(t, "team/app:latest", regtest.Image(t, "fourth")).String()
+	b.click("#check-now")
+	b.waitText("#check-text", "Done")
+	b.waitText("#accept-all", "Mark all as current (1)")
+	if r := b.number(`document.querySelector("#accept-all button").getBoundingClientRect().right`); r > phoneWidth || r <= 0 {
+		t.Errorf("on a phone Mark all as current ends at %v px; want within 0..%d", r, phoneWidth)
+	}
+	b.screenshot("accept-all-phone")
+	b.click("#accept-all button")
+	b.waitText("p.flash:not(#accept-flash)", "Marked 1 image as current")
+	b.waitGone(row)
+	b.waitGone("#accept-all button")
+	if img := rolling(); img.Update != "none" || img.Baseline != fourth {
+		t.Fatalf("stored after Mark all as current: %+v", img)
+	}
 }
