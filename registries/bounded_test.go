@@ -339,6 +339,9 @@ func TestOnlyA404IsNotFound(t *testing.T) {
 	if !errors.Is(err, registries.ErrNotFound) || registries.Explain(err).Class != registries.ClassNotFound {
 		t.Errorf("a manifest the registry does not have: %v; want ErrNotFound", err)
 	}
+	if reason := registries.Explain(err).Reason; !strings.Contains(reason, "no manifest sha256:000000") || strings.Contains(reason, "no tag") {
+		t.Errorf("a manifest the registry does not have reads %q; want it to name the manifest, not a tag", reason)
+	}
 
 	for _, m := range []regtest.Misbehaviour{regtest.HugeManifest, regtest.SlowBody} {
 		h := regtest.StartHostile(t, m)

@@ -75,6 +75,7 @@ type CallError struct {
 	Host       string // the registry host the call was for
 	Repository string // "" for a registry-wide call
 	Tag        string
+	Digest     string // the manifest a digest read asked for, instead of a tag
 	Op         string // "list tags", "read digest", "connect", …
 	Took       time.Duration
 	Err        error // the cause: may quote the registry; never shown
@@ -84,6 +85,7 @@ type CallError struct {
 	reqHost                          string   // the host requests go to: Docker Hub's differs from its name
 	credentials                      []string // the credential variables set, for the advice
 	hint                             string   // the kind's CredentialHint: the login form it expects
+	outside                          []string // an implicit instance's host's instances that leave it out
 	raw                              string   // the cause, truncated and with secrets removed
 	page                             int      // the tag list page a list tags call got to (failTags)
 }
@@ -152,10 +154,12 @@ func (in *Instance) fail(img Image, op string, start time.Time, err error) error
 		Host:        img.Host,
 		Repository:  img.Repository,
 		Tag:         img.Tag,
+		Digest:      img.Digest,
 		Op:          op,
 		Took:        time.Since(start),
 		Err:         err,
 		implicit:    in.Source == SourceImplicit,
+		outside:     in.outside,
 		anonymous:   in.Anonymous(),
 		hub:         in.Kind == "hub",
 		credentials: in.credentialNames(),
@@ -484,6 +488,9 @@ func (e *CallError) statusProblem(status int, who string, codes []string, scheme
 	case status == http.StatusUnauthorized || (status == http.StatusForbidden && e.anonymous):
 		p.Class = ClassCredentials
 		switch {
+		case e.implicit && len(e.outside) > 0:
+			p.Reason = fmt.Sprintf("%s requires credentials (%d), and %s %s only other repositories. Add %s to the repositories of the one that may pull it.",
+				e.Host, status, andList(e.outside), map[bool]string{true: "serves", false: "serve"}[len(e.outside) == 1], e.Repository)
 		case e.implicit:
 			p.Reason = fmt.Sprintf("%s requires credentials (%d). Configure a registry with url: %s://%s and its login.", e.Host, status, scheme, e.Host)
 		case e.anonymous:
@@ -505,8 +512,10 @@ func (e *CallError) statusProblem(status int, who string, codes []string, scheme
 			p.Reason = fmt.Sprintf("404: %s has no token endpoint there (%s).", who, e.Instance)
 		case e.Repository == "":
 			p.Reason = fmt.Sprintf("404: %s has no registry API at /v2/ (%s). Check url.", e.Host, e.Instance)
-		case e.Tag == "" || has("NAME_UNKNOWN"):
+		case has("NAME_UNKNOWN") || (e.Tag == "" && e.Digest == ""):
 			p.Reason = fmt.Sprintf("404: no such repository %s on %s (%s).", e.Repository, e.Host, e.Instance)
+		case e.Digest != "":
+			p.Reason = fmt.Sprintf("404: no manifest %s in %s (or no such repository) on %s (%s).", shortDigest(e.Digest), e.Repository, e.Host, e.Instance)
 		case has("MANIFEST_UNKNOWN"):
 			p.Reason = fmt.Sprintf("404: no tag %s in %s on %s (%s).", e.Tag, e.Repository, e.Host, e.Instance)
 		default:

@@ -49,7 +49,11 @@ type Instance struct {
 	Source Source
 	Values Values // validated; may hold secrets: see Public
 
-	raw      Values // as configured, to tell whether a new config changes it
+	raw Values // as configured, to tell whether a new config changes it
+	// outside names, for an implicit instance, the configured instances of
+	// its host whose repositories patterns leave its images out: what an
+	// admin must widen rather than configure anew.
+	outside  []string
 	provider Provider
 	spec     Spec
 	insecure bool // plain HTTP
@@ -410,6 +414,9 @@ func (in *Instance) PlatformDigest(ctx context.Context, img Image, digest string
 	// leave the last few to the admin's own pulls.
 	start := time.Now()
 	op := "read the manifest " + digest + " of"
+	// Errors name the manifest asked for, not the tag it was found behind.
+	img = img.WithTag("")
+	img.Digest = digest
 	if rl := in.stats.RateLimit(); !rl.Seen.IsZero() && rl.Remaining < PullReserve {
 		return "", in.fail(img, op, start, notice(fmt.Sprintf("%s's pull allowance is nearly used (%d of %d left); the digest comparison waits until it refills (%s).", img.Host, rl.Remaining, rl.Limit, in.ID())))
 	}

@@ -9,8 +9,9 @@ import (
 )
 
 // proxyVariable is the variable every kind takes for a proxy of its own. It
-// carries the registry and token requests; the cloud SDKs' own calls (the
-// ECR API, Google's and Azure AD's token endpoints) keep the environment's.
+// carries every request of the instance: the registry's, its token
+// server's and the cloud SDKs' credential calls (the ECR API, Google's and
+// Azure AD's token endpoints), which go through the instance's transport.
 var proxyVariable = Variable{
 	Name: "proxy",
 	// A proxy sees every request; over plain HTTP, the credentials too.

@@ -146,3 +146,32 @@ func TestRefusedAdviceNamesCredentials(t *testing.T) {
 		t.Errorf("reason %q, want it to start with %q", p.Reason, want)
 	}
 }
+
+// TestOutsideEveryPatternAdvice: a repository that the host's only
+// instance leaves out of its repositories is read anonymously; when the
+// real registry refuses that, the advice is to widen the instance's
+// patterns, not to configure the host anew.
+func TestOutsideEveryPatternAdvice(t *testing.T) {
+	reg := regtest.Start(t, regtest.Options{Users: map[string]string{"alice": "right"}})
+	reg.Push(t, "other/app:1.0.0", regtest.Image(t, "other"))
+	set, err := registries.NewSet(registries.DefaultCatalog(), []registries.Config{{
+		Kind: "custom", Name: "team", Source: registries.SourceFile,
+		Values: registries.Values{"url": reg.URL, "login": "alice", "password": "right", "repositories": "team/*"},
+	}}, registries.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := image(t, reg.Host+"/other/app:1.0.0")
+	in, err := set.Resolve(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.Source != registries.SourceImplicit {
+		t.Fatalf("other/app resolved to %s; want the host's anonymous instance", in.ID())
+	}
+	_, err = in.Tags(ctx(t), img)
+	want := reg.Host + " requires credentials (401), and custom.team serves only other repositories. Add other/app to the repositories of the one that may pull it."
+	if p := registries.Explain(err); p.Reason != want {
+		t.Errorf("reason %q\nwant   %q", p.Reason, want)
+	}
+}

@@ -188,6 +188,11 @@ func (s *Set) Pick(img Image, named string) (*Instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("image %s: no registry serves %s: %w", img, img.Host, err)
 	}
+	// The host has instances, but their patterns leave this repository out
+	// (an instance without patterns would have matched).
+	for _, sv := range serving {
+		in.outside = append(in.outside, sv.ID())
+	}
 	s.implicit[img.Host] = in
 	return in, nil
 }

@@ -123,6 +123,16 @@ type Image struct {
 	ErrorDetail  string     `json:"errorDetail,omitempty"` // the facts behind it (never what the registry sent)
 	FirstSeen    time.Time  `json:"firstSeen"`
 	LastChecked  time.Time  `json:"lastChecked"`
+	// Baseline is the digest accepted as current for an image whose digest
+	// in use nobody can tell (one listed in the config without @sha256:):
+	// the first digest seen behind its tag, until the admin accepts a newer
+	// one (AcceptDigests). A different image behind the tag is a digest
+	// update until then. Empty for containers (the engine's digest rules)
+	// and pinned references.
+	Baseline string `json:"baseline,omitempty"`
+	// AcceptedAt is when the admin last accepted a digest as the baseline;
+	// zero while the baseline is the first digest seen.
+	AcceptedAt time.Time `json:"acceptedAt,omitzero"`
 }
 
 // HistoryEntry records one detected update, once.

@@ -404,7 +404,8 @@ func (s *Store) Path() string { return s.path }
 // PutImages writes a cycle's results in one transaction: after a crash either
 // the whole batch is there or none of it. A record's FirstSeen is kept from
 // the stored record when there is one; a new record with a zero FirstSeen
-// gets the current time.
+// gets the current time. A baseline accepted while the record was being
+// checked is kept too (keepAccepted).
 func (s *Store) PutImages(imgs []Image) error {
 	if len(imgs) == 0 {
 		return nil
@@ -433,7 +434,9 @@ func putImages(tx *bolt.Tx, imgs []Image, now time.Time) error {
 			// Only FirstSeen is needed from the old record; decoding
 			// just it saves a cycle of 10,000 images much allocation.
 			var old struct {
-				FirstSeen time.Time `json:"firstSeen"`
+				FirstSeen  time.Time `json:"firstSeen"`
+				Baseline   string    `json:"baseline"`
+				AcceptedAt time.Time `json:"acceptedAt"`
 			}
 			if err := decode(raw, &old, bucketImages, key); err != nil {
 				return err
@@ -441,6 +444,7 @@ func putImages(tx *bolt.Tx, imgs []Image, now time.Time) error {
 			if !old.FirstSeen.IsZero() {
 				img.FirstSeen = old.FirstSeen
 			}
+			keepAccepted(&img, old.Baseline, old.AcceptedAt)
 		}
 		if img.FirstSeen.IsZero() {
 			img.FirstSeen = now

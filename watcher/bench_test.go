@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/tagwatch/tagwatch/internal/regtest"
 	"github.com/tagwatch/tagwatch/registries"
 	"github.com/tagwatch/tagwatch/store"
@@ -116,4 +118,81 @@ func peakRSS() int64 {
 		}
 	}
 	return 0
+}
+
+// BenchmarkListedDigests is what baselines cost: 200 listed `latest` tags,
+// each a two-platform index, half of them pushed again so that their digest
+// update waits to be accepted. Each iteration is one cycle; it reports the
+// registry requests per image while updates wait (their platform manifests
+// are compared again every cycle) and once they are accepted.
+//
+//	go test -run XXX -bench ListedDigests -benchtime 3x ./watcher/
+func BenchmarkListedDigests(b *testing.B) {
+	const repos = 200
+	reg := regtest.Start(b, regtest.Options{})
+	both := []v1.Platform{regtest.Platform("linux/amd64"), regtest.Platform("linux/arm64")}
+	var imgs []watcher.StaticImage
+	for r := range repos {
+		repo := fmt.Sprintf("bench/app%03d", r)
+		reg.PushIndex(b, repo+":latest", regtest.IndexOf(b, both, []string{repo + "a", repo + "r"}))
+		img, err := registries.ParseImage(reg.Host + "/" + repo + ":latest")
+		if err != nil {
+			b.Fatal(err)
+		}
+		imgs = append(imgs, watcher.StaticImage{Image: img})
+	}
+	st, err := store.Open(filepath.Join(b.TempDir(), "tagwatch.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	set, err := registries.NewSet(registries.DefaultCatalog(), nil, registries.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := &watcher.Daemon{
+		Sources:  []watcher.Scheduled{{Source: watcher.StaticSource{Images: imgs}}},
+		Checker:  &watcher.Checker{Registries: func() *registries.Set { return set }},
+		Store:    st,
+		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Platform: regtest.Platform("linux/amd64"),
+	}
+	ctx := context.Background()
+	d.RunCycle(ctx, d.Sources) // the baselines
+	for r := 0; r < repos; r += 2 {
+		repo := fmt.Sprintf("bench/app%03d", r)
+		reg.PushIndex(b, repo+":latest", regtest.IndexOf(b, both, []string{repo + "a2", repo + "r"}))
+	}
+	if rep := d.RunCycle(ctx, d.Sources); len(rep.Updates) != repos/2 {
+		b.Fatalf("%d digest updates, want %d", len(rep.Updates), repos/2)
+	}
+	in, err := set.Resolve(imgs[0].Image)
+	if err != nil {
+		b.Fatal(err)
+	}
+	manifests := func() int64 { return in.Stats().RequestsByClass()["manifest"] }
+	var waiting time.Duration
+	var perImage float64
+	b.ResetTimer()
+	for range b.N {
+		before := manifests()
+		start := time.Now()
+		if rep := d.RunCycle(ctx, d.Sources); rep.Errors != 0 || len(rep.Updates) != 0 {
+			b.Fatalf("cycle: %+v", rep)
+		}
+		waiting = time.Since(start)
+		perImage = float64(manifests()-before) / repos
+	}
+	b.StopTimer()
+	if acc, err := st.AcceptDigests(nil, time.Now().UTC()); err != nil || len(acc) != repos/2 {
+		b.Fatalf("accept: %d, %v", len(acc), err)
+	}
+	before := manifests()
+	start := time.Now()
+	d.RunCycle(ctx, d.Sources)
+	accepted := time.Since(start)
+	b.ReportMetric(waiting.Seconds(), "s/cycle-waiting")
+	b.ReportMetric(perImage, "manifest-req/image-waiting")
+	b.ReportMetric(accepted.Seconds(), "s/cycle-accepted")
+	b.ReportMetric(float64(manifests()-before)/repos, "manifest-req/image-accepted")
 }

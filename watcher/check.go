@@ -1,6 +1,7 @@
 package watcher
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -32,7 +33,19 @@ type Target struct {
 	// and the platform manifest's). A tag that now names one of them, or
 	// a list whose manifest for the platform is one of them, has not moved.
 	SameImage []string
+	// Track says nobody can tell the digest in use (an image listed in the
+	// config without @sha256:): the digest accepted as current, Baseline,
+	// stands in for it. The first digest seen behind the tag becomes the
+	// baseline; a different one later is a digest update until the admin
+	// accepts it (store.AcceptDigests). Ignored when Digest is known.
+	Track bool
+	// Baseline is the digest accepted as current, from the store; empty
+	// when there is none yet.
+	Baseline string
 }
+
+// tracked reports whether the target's digest in use is its baseline.
+func (t Target) tracked() bool { return t.Track && t.Digest == "" }
 
 // Result is what one check of one image found. Its JSON form is the
 // contract of `tagwatch check --json` and of the API.
@@ -41,10 +54,15 @@ type Result struct {
 	Reference    string     `json:"reference"` // normalized
 	Registry     string     `json:"registry"`  // kind.name
 	Tag          string     `json:"tag"`
-	Digest       string     `json:"digest"` // in use (pinned or pulled), else behind the tag now
+	Digest       string     `json:"digest"` // in use (pinned or pulled), else the baseline (tracked), else behind the tag now
 	LatestTag    string     `json:"latestTag"`
 	LatestDigest string     `json:"latestDigest"` // behind latestTag now
 	Update       UpdateKind `json:"update"`
+	// Baseline is the digest accepted as current of a tracked target (see
+	// Target.Track) after this check: the one it was compared with, or the
+	// digest first seen, or the tag's new digest when only other platforms
+	// changed. Empty for the others.
+	Baseline string `json:"baseline,omitempty"`
 	// Error is what went wrong, in one short sentence that says what to do
 	// (registries.Explain); ErrorDetail adds the facts behind it. Neither
 	// quotes what the registry sent.
@@ -288,7 +306,13 @@ func (cy *cycle) check(ctx context.Context, l *lane, i int, t Target, tk *regist
 	if err != nil {
 		return fail(err)
 	}
-	if r.Digest == "" {
+	tracked := t.tracked()
+	switch {
+	case tracked:
+		// The first digest seen is the baseline.
+		r.Baseline = cmp.Or(t.Baseline, now.Digest)
+		r.Digest = r.Baseline
+	case r.Digest == "":
 		r.Digest = now.Digest
 	}
 	r.LatestTag, r.LatestDigest, r.Update = img.Tag, now.Digest, UpdateNone
@@ -304,16 +328,33 @@ func (cy *cycle) check(ctx context.Context, l *lane, i int, t Target, tk *regist
 	}
 
 	watch := dec.WatchDigest || (t.Pinned && t.Options.Digest == nil)
-	if !watch || t.Digest == "" || t.Digest == now.Digest || slices.Contains(t.SameImage, now.Digest) {
+	if tracked && !watch {
+		// A digest not watched is not held back: the baseline follows
+		// the tag, so that turning watching on later starts from now.
+		r.Baseline, r.Digest = now.Digest, now.Digest
+		return r
+	}
+	inUse := t.Digest
+	if tracked {
+		inUse = r.Baseline
+	}
+	if !watch || inUse == "" || inUse == now.Digest || slices.Contains(t.SameImage, now.Digest) {
 		return r
 	}
 	f.doing("compare the " + t.Platform.String() + " manifests of " + img.Repository + ":" + img.Tag)
-	changed, err := cy.platformChanged(ctx, in, img, t, now.Digest, tk)
+	changed, err := cy.platformChanged(ctx, in, img, t, inUse, now.Digest, tk)
 	if err != nil {
 		return fail(err)
 	}
-	if changed {
+	switch {
+	case changed:
 		r.Update = UpdateDigest
+	case tracked:
+		// Only other platforms changed: this platform's image is the
+		// one accepted, now behind a new digest. The baseline moves to
+		// it, so the next check need not compare manifests again (nor
+		// take the old digest's disappearance for a replacement).
+		r.Baseline, r.Digest = now.Digest, now.Digest
 	}
 	return r
 }
@@ -358,7 +399,7 @@ func (cy *cycle) head(ctx context.Context, in *registries.Instance, img registri
 // use and from the tag now. An index digest differs from the platform
 // manifest digest an engine may report, and an index is rebuilt when any
 // platform changes; only a change of this platform's manifest is an update.
-func (cy *cycle) platformChanged(ctx context.Context, in *registries.Instance, img registries.Image, t Target, now string, tk *registries.Ticket) (bool, error) {
+func (cy *cycle) platformChanged(ctx context.Context, in *registries.Instance, img registries.Image, t Target, inUse, now string, tk *registries.Ticket) (bool, error) {
 	p := t.Platform
 	if p.OS == "" {
 		p = v1.Platform{OS: "linux", Architecture: "amd64"}
@@ -372,7 +413,7 @@ func (cy *cycle) platformChanged(ctx context.Context, in *registries.Instance, i
 	if err != nil {
 		return false, err
 	}
-	if newer == t.Digest || slices.Contains(t.SameImage, newer) {
+	if newer == inUse || slices.Contains(t.SameImage, newer) {
 		return false, nil // the digest in use is this platform's manifest, still current
 	}
 	if len(t.SameImage) > 0 {
@@ -380,7 +421,7 @@ func (cy *cycle) platformChanged(ctx context.Context, in *registries.Instance, i
 		// and this platform's manifest is none of them: it changed.
 		return true, nil
 	}
-	older, err := resolve(t.Digest)
+	older, err := resolve(inUse)
 	if errors.Is(err, registries.ErrNotFound) {
 		// The registry no longer has the manifest in use: it was replaced.
 		return true, nil

@@ -309,6 +309,9 @@ func (d *Daemon) RunCycle(ctx context.Context, sources []Scheduled) (rep CycleRe
 				order = append(order, k)
 			}
 			g.found = append(g.found, f)
+			// One place that cannot tell the digest in use (the config
+			// list) is enough to keep a baseline for the record.
+			g.target.Track = g.target.Track || f.Target.Track
 		}
 	}
 	sort.Strings(order)
@@ -326,6 +329,7 @@ func (d *Daemon) RunCycle(ctx context.Context, sources []Scheduled) (rep CycleRe
 	} else {
 		d.Log.Error("reading the store", "err", err)
 	}
+	withBaselines(targets, order, prev)
 
 	type finished struct {
 		i int
@@ -504,6 +508,8 @@ func (d *Daemon) record(key string, g *group, r Result, prev store.Image) store.
 		ErrorDetail:  r.ErrorDetail,
 		FirstSeen:    prev.FirstSeen,
 		LastChecked:  r.CheckedAt,
+		Baseline:     r.Baseline,
+		AcceptedAt:   prev.AcceptedAt,
 	}
 	if rec.FirstSeen.IsZero() {
 		rec.FirstSeen = r.CheckedAt
@@ -515,6 +521,9 @@ func (d *Daemon) record(key string, g *group, r Result, prev store.Image) store.
 		rec.LatestTag, rec.LatestDigest, rec.Update = prev.LatestTag, prev.LatestDigest, prev.Update
 		if rec.Digest == "" {
 			rec.Digest = prev.Digest
+		}
+		if g.target.tracked() {
+			rec.Baseline, rec.Digest = prev.Baseline, prev.Digest
 		}
 	}
 	for _, f := range g.found {

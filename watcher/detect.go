@@ -24,6 +24,10 @@ const (
 	UpdateUnknown    UpdateKind = "unknown"    // (used by callers when a check failed)
 )
 
+// Available reports whether k is an update to act on: neither none nor
+// unknown.
+func (k UpdateKind) Available() bool { return k != "" && k != UpdateNone && k != UpdateUnknown }
+
 // Decision is what detection concluded for one image's tag.
 type Decision struct {
 	Tag         string     // newest tag to offer; equals current when nothing newer

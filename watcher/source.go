@@ -60,7 +60,9 @@ func (StaticSource) Kind() string { return KindConfig }
 func (s StaticSource) List(context.Context) ([]Found, error) {
 	out := make([]Found, 0, len(s.Images))
 	for _, img := range s.Images {
-		t := Target{Image: img.Image, Digest: img.Image.Digest, Pinned: img.Image.Digest != "", Options: img.Options}
+		// Nothing tells which image runs a listed reference: unless it
+		// is pinned, its baseline stands for the digest in use.
+		t := Target{Image: img.Image, Digest: img.Image.Digest, Pinned: img.Image.Digest != "", Options: img.Options, Track: img.Image.Digest == ""}
 		if img.Platform != "" {
 			p, err := parsePlatform(img.Platform)
 			if err != nil {

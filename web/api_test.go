@@ -1013,6 +1013,7 @@ func TestOpenAPI(t *testing.T) {
 		"/notifiers": {"get", "post"}, "/notifiers/{name}": {"get", "put", "delete"}, "/notifiers/{name}/test": {"post"},
 		"/notifiers/{name}/outbox": {"get"}, "/notifiers/{name}/outbox/retry": {"post"},
 		"/backup": {"get"}, "/openapi.json": {"get"},
+		"/images/accept": {"post"}, "/images/{key}/accept": {"post"},
 	}
 	for path, methods := range routes {
 		for _, m := range methods {

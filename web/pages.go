@@ -139,6 +139,9 @@ func (s *Server) dashboardPage(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Get("checking") != "" {
 		d.Flash = "A check has started; reload the page to see its results."
 	}
+	if n := r.URL.Query().Get("accepted"); n != "" {
+		d.Flash = acceptedFlash(n)
+	}
 	s.render(w, http.StatusOK, "dashboard", d)
 }
 

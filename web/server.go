@@ -100,6 +100,7 @@ func (s *Server) Handler() http.Handler {
 	// Pages.
 	mux.HandleFunc("GET /{$}", s.dashboardPage)
 	mux.HandleFunc("POST /check", s.checkForm)
+	mux.HandleFunc("POST /images/accept", s.acceptForm)
 	mux.HandleFunc("GET /history", s.historyPage)
 	mux.HandleFunc("GET /settings/registries", s.registriesPage)
 	mux.HandleFunc("GET /settings/registries/new/{kind}", s.newRegistryPage)
@@ -129,6 +130,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/watchers", s.apiWatchers)
 	mux.HandleFunc("POST /api/v1/check", s.apiCheck)
 	mux.HandleFunc("GET /api/v1/images", s.apiImages)
+	mux.HandleFunc("POST /api/v1/images/accept", s.apiAcceptImages)
+	mux.HandleFunc("POST /api/v1/images/{key}/accept", s.apiAcceptImage)
 	mux.HandleFunc("GET /api/v1/history", s.apiHistory)
 	mux.HandleFunc("GET /api/v1/registries", s.apiListRegistries)
 	mux.HandleFunc("POST /api/v1/registries", s.apiCreateRegistry)

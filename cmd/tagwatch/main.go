@@ -5,12 +5,15 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -18,6 +21,7 @@ import (
 
 	"github.com/tagwatch/tagwatch/config"
 	"github.com/tagwatch/tagwatch/registries"
+	"github.com/tagwatch/tagwatch/store"
 	"github.com/tagwatch/tagwatch/watcher"
 )
 
@@ -26,7 +30,7 @@ registries have a newer version or a new digest.
 
 Usage:
   tagwatch serve [--config FILE] [--data FILE] [--listen ADDR]
-  tagwatch check [--config FILE] [--json] [--platform OS/ARCH] [--timeout DURATION] [IMAGE...]
+  tagwatch check [--config FILE] [--json] [--platform OS/ARCH] [--timeout DURATION] [--state FILE [--accept]] [IMAGE...]
   tagwatch config validate [--config FILE]
   tagwatch config example
   tagwatch config hash-password [--cost N]
@@ -51,6 +55,7 @@ const (
 	exitOK      = 0
 	exitFailed  = 1 // some image could not be checked
 	exitUsage   = 2 // bad flags or configuration
+	exitUpdates = 3 // check --state: every image was checked, and some have an update
 	exitAborted = 130
 )
 
@@ -105,6 +110,8 @@ func runCheck(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 	asJSON := fs.Bool("json", false, "print a JSON array, one object per image")
 	platform := fs.String("platform", "", "platform to resolve multi-arch images to (default from config, else linux/amd64)")
 	timeout := fs.Duration("timeout", 0, "stop after this `duration`, print what was checked, and exit 1 if anything was not (default limits.cycle from config, else 30m)")
+	statePath := fs.String("state", "", "keep the digests seen behind each tag in this bbolt `file` (created if missing), so that a later run reports a new image behind the same tag as a digest update")
+	accept := fs.Bool("accept", false, "with --state: mark the digest the last run reported for each IMAGE (every image in the file when none is named) as current, without asking a registry")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: tagwatch check [flags] [IMAGE...]
 
@@ -113,12 +120,22 @@ one result per image: the newest tag of the same shape, the digests, and the
 kind of update. Exit status 0 when every image was checked, 1 when any failed
 or was cut short by the deadline (--timeout, else limits.cycle).
 
+With --state FILE, the first digest seen behind each tag is kept in FILE as
+its baseline, and a later run that finds another image behind the tag
+reports a digest update, run after run, until --accept marks it as current.
+The updates a run finds first are added to the file's history. Exit status 3
+then says that every image was checked and at least one has an update.
+
 Flags:
 `)
 		fs.PrintDefaults()
 	}
 	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
 		return code
+	}
+	if *accept && *statePath == "" {
+		fmt.Fprintln(stderr, "tagwatch: --accept needs --state FILE: the file that keeps the digests to accept")
+		return exitUsage
 	}
 
 	cat := registries.CatalogFromEnv(func(k string) string { return envOr(environ, k, "") })
@@ -154,6 +171,9 @@ Flags:
 		return exitUsage
 	}
 
+	if *accept {
+		return acceptDigests(*statePath, fs.Args(), cfg, *plat, environ, *asJSON, stdout, stderr)
+	}
 	targets, err := checkTargets(fs.Args(), cfg, *plat)
 	if err != nil {
 		fmt.Fprintf(stderr, "tagwatch: %v\n", err)
@@ -170,7 +190,24 @@ Flags:
 		CycleTimeout: *timeout,
 	}
 	start := time.Now()
-	results := checker.Run(ctx, targets)
+	var results []watcher.Result
+	if *statePath != "" {
+		st, code := openState(*statePath, environ, stderr)
+		if st == nil {
+			return code
+		}
+		d := &watcher.Daemon{Checker: checker, Store: st, Log: log, Platform: *plat}
+		results, _, err = d.CheckOnce(ctx, targets)
+		if cerr := st.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil && ctx.Err() == nil {
+			fmt.Fprintf(stderr, "tagwatch: --state %s: %v\n", *statePath, err)
+			return exitFailed
+		}
+	} else {
+		results = checker.Run(ctx, targets)
+	}
 	if ctx.Err() != nil {
 		return exitAborted
 	}
@@ -183,6 +220,9 @@ Flags:
 		if r.Error != "" {
 			code = exitFailed
 		}
+	}
+	if code == exitOK && *statePath != "" && slices.ContainsFunc(results, func(r watcher.Result) bool { return r.Update.Available() }) {
+		code = exitUpdates
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -217,7 +257,7 @@ func checkTargets(args []string, cfg *config.Config, plat v1.Platform) ([]watche
 		if err != nil {
 			return nil, err
 		}
-		t := watcher.Target{Image: img, Digest: img.Digest, Pinned: img.Digest != "", Platform: plat}
+		t := watcher.Target{Image: img, Digest: img.Digest, Pinned: img.Digest != "", Platform: plat, Track: img.Digest == ""}
 		if entry, ok := listed[a]; ok {
 			t.Options = entry.Options
 			if entry.Platform != "" {
@@ -242,4 +282,84 @@ func envOr(environ []string, key, def string) string {
 		}
 	}
 	return def
+}
+
+// openState opens check's --state file, a store like serve's data file (so
+// its secret key options apply, and a key file is made beside it on first
+// use, as for any store). On failure it has printed why, and returns the
+// exit code.
+func openState(path string, environ []string, stderr io.Writer) (*store.Store, int) {
+	keyOpts, err := secretKey(environ)
+	if err != nil {
+		printErrs(stderr, err)
+		return nil, exitUsage
+	}
+	st, err := store.Open(path, keyOpts...)
+	if errors.Is(err, store.ErrLocked) {
+		fmt.Fprintf(stderr, "tagwatch: --state %s is locked by another tagwatch (a running serve, or another check): give check a file of its own\n", path)
+		return nil, exitFailed
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "tagwatch: --state: %v\n", err)
+		return nil, exitFailed
+	}
+	return st, exitOK
+}
+
+// acceptDigests is check --state FILE --accept [IMAGE...]: the digest the
+// last run found behind each IMAGE's tag (each image's in the file, with no
+// IMAGE) becomes its baseline. No registry is asked: what is accepted is
+// what was reported.
+func acceptDigests(path string, args []string, cfg *config.Config, plat v1.Platform, environ []string, asJSON bool, stdout, stderr io.Writer) int {
+	var keys []string // nil: every image
+	if len(args) > 0 {
+		targets, err := checkTargets(args, cfg, plat)
+		if err != nil {
+			fmt.Fprintf(stderr, "tagwatch: %v\n", err)
+			return exitUsage
+		}
+		keys = []string{}
+		for _, t := range targets {
+			keys = append(keys, watcher.RecordKey(t))
+		}
+	}
+	st, code := openState(path, environ, stderr)
+	if st == nil {
+		return code
+	}
+	defer st.Close()
+	var missing []string
+	for i, k := range keys {
+		if _, ok, err := st.Image(k); err != nil {
+			fmt.Fprintf(stderr, "tagwatch: --state %s: %v\n", path, err)
+			return exitFailed
+		} else if !ok {
+			missing = append(missing, args[i])
+		}
+	}
+	if len(missing) > 0 {
+		fmt.Fprintf(stderr, "tagwatch: --state %s has no result for %s: check it with --state first\n", path, strings.Join(missing, ", "))
+		return exitFailed
+	}
+	accepted, err := st.AcceptDigests(keys, time.Now().UTC())
+	if err != nil {
+		fmt.Fprintf(stderr, "tagwatch: --state %s: %v\n", path, err)
+		return exitFailed
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(accepted); err != nil {
+			fmt.Fprintf(stderr, "tagwatch: %v\n", err)
+			return exitFailed
+		}
+		return exitOK
+	}
+	for _, img := range accepted {
+		fmt.Fprintf(stdout, "%s\t%s\taccepted %s as current\n", img.Image, img.Registry, img.Baseline)
+	}
+	if len(accepted) == 0 {
+		fmt.Fprintln(stdout, "nothing to accept: no digest update is waiting")
+	}
+	return exitOK
 }

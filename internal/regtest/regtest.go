@@ -753,12 +753,24 @@ func platformImage(t testing.TB, seed string, p v1.Platform) v1.Image {
 // per platform, each platform named in its index entry and in its config.
 func Index(t testing.TB, seed string, platforms ...v1.Platform) v1.ImageIndex {
 	t.Helper()
-	if len(platforms) == 0 {
-		t.Fatalf("regtest: Index needs at least one platform")
+	seeds := make([]string, len(platforms))
+	for i := range seeds {
+		seeds[i] = seed
+	}
+	return IndexOf(t, platforms, seeds)
+}
+
+// IndexOf is Index with a seed per platform (seeds[i] for platforms[i]): an
+// index rebuilt with only some seeds changed changes only those platforms'
+// images.
+func IndexOf(t testing.TB, platforms []v1.Platform, seeds []string) v1.ImageIndex {
+	t.Helper()
+	if len(platforms) == 0 || len(seeds) != len(platforms) {
+		t.Fatalf("regtest: IndexOf needs at least one platform, and one seed per platform")
 	}
 	adds := make([]mutate.IndexAddendum, 0, len(platforms))
-	for _, p := range platforms {
-		img := platformImage(t, seed, p)
+	for i, p := range platforms {
+		img := platformImage(t, seeds[i], p)
 		p := p
 		adds = append(adds, mutate.IndexAddendum{
 			Add: img,

@@ -91,6 +91,9 @@ var _ watcher.Source = (*Source)(nil)
 // Name is the watcher's name.
 func (s *Source) Name() string { return s.Watcher }
 
+// Kind names the source's kind before any listing has worked (watcher.Kinder).
+func (s *Source) Kind() string { return Kind }
+
 func (s *Source) socket() string {
 	return strings.TrimPrefix(cmp.Or(s.Address, DefaultAddress), "unix://")
 }

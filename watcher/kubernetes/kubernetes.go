@@ -82,6 +82,9 @@ var _ watcher.Source = (*Source)(nil)
 // Name is the watcher's name.
 func (s *Source) Name() string { return s.Watcher }
 
+// Kind names the source's kind before any listing has worked (watcher.Kinder).
+func (s *Source) Kind() string { return Kind }
+
 // clients are the two the source needs, rather than client-go's clientset:
 // that one registers every API group's types and would add some 20 MB to
 // the binary for three reads. Pods are read whole (core/v1 only); owners

@@ -83,6 +83,31 @@
     });
     applyFilter();
     $("#check-form").addEventListener("submit", checkNow);
+    // Mark as current: the rows are swapped on reload, so listen on the table.
+    table.addEventListener("submit", markCurrent);
+  }
+
+  // markCurrent accepts the image now behind a listed image's tag through
+  // the API, then shows the rows as they are now.
+  async function markCurrent(e) {
+    const form = e.target.closest("form.accept");
+    if (!form) return;
+    e.preventDefault();
+    const button = $("button", form), flash = $("#accept-flash");
+    button.disabled = true;
+    const tr = form.closest("tr");
+    const name = tr ? $(".name", tr).textContent.trim() : "the image";
+    try {
+      const a = await getJSON("/api/v1/images/" + encodeURIComponent(form.dataset.key) + "/accept", { method: "POST" });
+      flash.textContent = a.accepted
+        ? "Marked " + name + " as current: " + a.image.baseline.slice(0, 19) + " is its baseline now."
+        : "Nothing to mark as current for " + name + ": a check cleared the update meanwhile.";
+      await reloadRows();
+    } catch (err) {
+      flash.textContent = "Not marked as current: " + err.message;
+      button.disabled = false;
+    }
+    flash.hidden = false;
   }
 
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
