@@ -42,12 +42,16 @@ import (
 //     repository (built into a temporary directory).
 //
 // It prints one table; each run's results are checked (every image found,
-// none failed). Run it with
+// none failed). On loopback (D = 0) a run takes a second or two of CPU on
+// a machine others share: each figure there is the best of three runs.
+// Run it with
 //
 //	TAGWATCH_BENCH_BEFORE=c61659b go test -run XXX -bench Latency -benchtime 1x -timeout 60m ./cmd/tagwatch/
 //
 // TAGWATCH_BENCH_DELAYS (default 0,50ms,200ms) and TAGWATCH_BENCH_IMAGES
-// (default 1000,5000) choose a part of the table.
+// (default 1000,5000) choose a part of the table. The 5,000 images × 200 ms
+// row takes minutes (the before build alone some ten): it runs only with
+// TAGWATCH_BENCH_LONG=1.
 func BenchmarkLatency(b *testing.B) {
 	delays := benchList(b, "TAGWATCH_BENCH_DELAYS", "0,50ms,200ms", func(s string) (time.Duration, error) {
 		if s == "0" {
@@ -81,18 +85,32 @@ func BenchmarkLatency(b *testing.B) {
 		rows = rows[:0]
 		for _, n := range counts {
 			for _, d := range delays {
+				if n > 1000 && d >= 200*time.Millisecond && os.Getenv("TAGWATCH_BENCH_LONG") == "" {
+					b.Logf("%d images at D=%v left out: set TAGWATCH_BENCH_LONG=1", n, d)
+					continue
+				}
 				link := regtest.StartLink(b, reg.Host, d)
 				dir := b.TempDir()
 				cfg := filepath.Join(dir, "config.yml")
 				writeBenchConfig(b, cfg, link.Host, repos[:n/perRepo], tags)
+				runs := 1
+				if d == 0 {
+					runs = 3
+				}
 				measure := func(client string, run func() (time.Duration, int64)) benchRow {
-					link.TakePeak()
-					reqs := link.Requests()
-					took, rss := run()
-					r := benchRow{images: n, delay: d, client: client, took: took, rss: rss,
-						requests: link.Requests() - reqs, peak: link.TakePeak()}
-					b.Logf("%s", r)
-					return r
+					var best benchRow
+					for range runs {
+						link.TakePeak()
+						reqs := link.Requests()
+						took, rss := run()
+						r := benchRow{images: n, delay: d, client: client, took: took, rss: rss,
+							requests: link.Requests() - reqs, peak: link.TakePeak()}
+						b.Logf("%s", r)
+						if best.took == 0 || r.took < best.took {
+							best = r
+						}
+					}
+					return best
 				}
 				bare := measure("bare client, 16 in flight", func() (time.Duration, int64) {
 					return bareClient(b, link.Host, repos[:n/perRepo], tags, 16), 0
@@ -108,7 +126,7 @@ func BenchmarkLatency(b *testing.B) {
 				rows = append(rows, r)
 				var summary string
 				r = measure("serve: first cycle", func() (time.Duration, int64) {
-					took, rss, s := benchServe(b, after, cfg, filepath.Join(dir, "tagwatch.db"))
+					took, rss, s := benchServe(b, after, cfg, filepath.Join(b.TempDir(), "tagwatch.db"))
 					summary = s
 					return took, rss
 				})
@@ -135,8 +153,15 @@ type benchRow struct {
 }
 
 func (r benchRow) String() string {
-	return fmt.Sprintf("%d images, D=%v, %s: %.2fs, %.2f req/image, %d in flight at most, RSS %d MB %s",
-		r.images, r.delay, r.client, r.took.Seconds(), float64(r.requests)/float64(r.images), r.peak, r.rss>>20, r.note)
+	s := fmt.Sprintf("%d images, D=%v, %s: %.2fs, %.2f req/image, %d in flight at most",
+		r.images, r.delay, r.client, r.took.Seconds(), float64(r.requests)/float64(r.images), r.peak)
+	if r.rss > 0 {
+		s += fmt.Sprintf(", RSS %.0f MB", float64(r.rss)/1e6)
+	}
+	if r.note != "" {
+		s += "; " + r.note
+	}
+	return s
 }
 
 func printBenchTable(w io.Writer, rows []benchRow) {
