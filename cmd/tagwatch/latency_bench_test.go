@@ -101,10 +101,10 @@ func BenchmarkLatency(b *testing.B) {
 					var best benchRow
 					for range runs {
 						link.TakePeak()
-						reqs := link.Requests()
+						reqs, conns := link.Requests(), link.Conns()
 						took, rss := run()
 						r := benchRow{images: n, delay: d, client: client, took: took, rss: rss,
-							requests: link.Requests() - reqs, peak: link.TakePeak()}
+							requests: link.Requests() - reqs, conns: link.Conns() - conns, peak: link.TakePeak()}
 						b.Logf("%s", r)
 						if best.took == 0 || r.took < best.took {
 							best = r
@@ -146,6 +146,7 @@ type benchRow struct {
 	client   string
 	took     time.Duration
 	requests int64
+	conns    int64 // connections opened
 	peak     int
 	rss      int64         // bytes; 0: not measured (in-process)
 	floor    time.Duration // the bare client's time on the same images and delay
@@ -153,8 +154,8 @@ type benchRow struct {
 }
 
 func (r benchRow) String() string {
-	s := fmt.Sprintf("%d images, D=%v, %s: %.2fs, %.2f req/image, %d in flight at most",
-		r.images, r.delay, r.client, r.took.Seconds(), float64(r.requests)/float64(r.images), r.peak)
+	s := fmt.Sprintf("%d images, D=%v, %s: %.2fs, %.2f req/image, %d connections, %d in flight at most",
+		r.images, r.delay, r.client, r.took.Seconds(), float64(r.requests)/float64(r.images), r.conns, r.peak)
 	if r.rss > 0 {
 		s += fmt.Sprintf(", RSS %.0f MB", float64(r.rss)/1e6)
 	}
@@ -165,8 +166,8 @@ func (r benchRow) String() string {
 }
 
 func printBenchTable(w io.Writer, rows []benchRow) {
-	fmt.Fprintln(w, "\n| images | D | client | wall time | × bare | requests/image | peak in flight | peak RSS |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "\n| images | D | client | wall time | × bare | requests/image | connections | peak in flight | peak RSS |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
 		ratio, rss := "", "—"
 		if r.floor > 0 {
@@ -175,8 +176,8 @@ func printBenchTable(w io.Writer, rows []benchRow) {
 		if r.rss > 0 {
 			rss = fmt.Sprintf("%.0f MB", float64(r.rss)/1e6)
 		}
-		fmt.Fprintf(w, "| %d | %v | %s | %.2f s | %s | %.2f | %d | %s |\n",
-			r.images, r.delay, r.client, r.took.Seconds(), ratio, float64(r.requests)/float64(r.images), r.peak, rss)
+		fmt.Fprintf(w, "| %d | %v | %s | %.2f s | %s | %.2f | %d | %d | %s |\n",
+			r.images, r.delay, r.client, r.took.Seconds(), ratio, float64(r.requests)/float64(r.images), r.conns, r.peak, rss)
 	}
 	for _, r := range rows {
 		if r.note != "" {
