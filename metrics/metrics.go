@@ -6,7 +6,7 @@
 // store's image records (read once per cycle, on the first scrape after
 // it), and the notifiers' counters. Only what exists nowhere else is kept
 // here: per-check durations and results, and the last cycle's time and
-// duration.
+// duration, overall and per registry.
 package metrics
 
 import (
@@ -63,7 +63,8 @@ type Metrics struct {
 	cycles      int64
 	lastCycle   time.Duration
 	lastSuccess time.Time
-	dirty       bool // a cycle ended since the store was last read
+	lastLanes   []watcher.RegistryReport // the last cycle's, per registry instance
+	dirty       bool                     // a cycle ended since the store was last read
 	snap        *snapshot
 }
 
@@ -146,6 +147,7 @@ func (m *Metrics) ObserveCycle(rep watcher.CycleReport) {
 	defer m.mu.Unlock()
 	m.cycles++
 	m.lastCycle = rep.Duration
+	m.lastLanes = rep.Registries
 	if !rep.Aborted {
 		m.lastSuccess = rep.StartedAt.Add(rep.Duration)
 	}
@@ -216,6 +218,10 @@ var (
 	descReqErrors   = prometheus.NewDesc("tagwatch_registry_request_errors_total", `Registry requests that failed, by HTTP status ("404", "429", …) or "network".`, []string{"registry", "status"}, nil)
 	descThrottled   = prometheus.NewDesc("tagwatch_registry_throttled_total", "429 answers a registry instance sent and tagwatch waited out.", []string{"registry"}, nil)
 	descRemaining   = prometheus.NewDesc("tagwatch_registry_pulls_remaining", "Pulls left in the rate-limit window, as the registry's ratelimit-remaining header last said (Docker Hub).", []string{"registry"}, nil)
+	descInFlight    = prometheus.NewDesc("tagwatch_registry_requests_in_flight", "Requests in flight to a registry instance now.", []string{"registry"}, nil)
+	descConcLimit   = prometheus.NewDesc("tagwatch_registry_concurrency_limit", "Requests a registry instance may have in flight now: where its limiter stands, following the registry's answers up to the kind's ceiling (or pinned by its concurrency variable).", []string{"registry"}, nil)
+	descLaneDur     = prometheus.NewDesc("tagwatch_registry_cycle_duration_seconds", "How long the last check cycle took on a registry instance, from its first request to its last answer.", []string{"registry"}, nil)
+	descLanePeak    = prometheus.NewDesc("tagwatch_registry_cycle_peak_in_flight", "The most requests in flight at once to a registry instance during the last check cycle.", []string{"registry"}, nil)
 	descLimit       = prometheus.NewDesc("tagwatch_registry_pulls_limit", "Pulls allowed per rate-limit window, as the registry's ratelimit-limit header last said (Docker Hub).", []string{"registry"}, nil)
 	descNSent       = prometheus.NewDesc("tagwatch_notifier_sends_total", "Notifications delivered, by notifier.", []string{"notifier"}, nil)
 	descNFailed     = prometheus.NewDesc("tagwatch_notifier_failures_total", "Notifications given up on (refused, or not sent within the retry window), by notifier.", []string{"notifier"}, nil)
@@ -234,6 +240,7 @@ type collector struct{ m *Metrics }
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descImages, descFailing, descUpdates, descLastSuccess, descCycleDur, descCycles,
 		descRequests, descReqErrors, descThrottled, descRemaining, descLimit,
+		descInFlight, descConcLimit, descLaneDur, descLanePeak,
 		descNSent, descNFailed, descNRetries, descNQueued, descNUndeliv,
 		descWatcherUp, descWatcherOK, descWatcherImgs, descPlaced} {
 		ch <- d
@@ -243,6 +250,9 @@ func (collector) Describe(ch chan<- *prometheus.Desc) {
 func (c collector) Collect(ch chan<- prometheus.Metric) {
 	m := c.m
 	snap, cycles, last, success := m.state()
+	m.mu.Lock()
+	lanes := m.lastLanes
+	m.mu.Unlock()
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
@@ -287,6 +297,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descCycleDur, last.Seconds())
 	}
 	counter(descCycles, float64(cycles))
+	for _, l := range lanes {
+		gauge(descLaneDur, l.Duration.Seconds(), l.Registry)
+		gauge(descLanePeak, float64(l.PeakInFlight), l.Registry)
+	}
 
 	if m.opts.Registries != nil {
 		for _, in := range instances(m.opts.Registries(), snap) {
@@ -299,6 +313,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 				counter(descReqErrors, float64(n), id, status)
 			}
 			counter(descThrottled, float64(st.Throttled()), id)
+			if lim := in.Limiter(); lim != nil {
+				gauge(descInFlight, float64(lim.InFlight()), id)
+				gauge(descConcLimit, float64(lim.Limit()), id)
+			}
 			if rl := st.RateLimit(); !rl.Seen.IsZero() {
 				gauge(descRemaining, float64(rl.Remaining), id)
 				gauge(descLimit, float64(rl.Limit), id)

@@ -224,6 +224,14 @@ func TestScrapeAfterRealCycles(t *testing.T) {
 		{"tagwatch_last_successful_cycle_timestamp_seconds", nil, between(begin, time.Now()), "within the test"},
 		{"tagwatch_cycle_duration_seconds", nil, func(v float64) bool { return v > 0 && v < 60 }, "in (0, 60)"},
 		{"tagwatch_cycles_total", nil, eq(2), "2"},
+		// The cycle is over: nothing in flight; the limit is where the
+		// limiter stands, at least one request.
+		{"tagwatch_registry_requests_in_flight", []string{"registry", "custom.reg"}, eq(0), "0"},
+		{"tagwatch_registry_concurrency_limit", []string{"registry", "custom.reg"}, atLeast(1), ">= 1"},
+		{"tagwatch_registry_cycle_duration_seconds", []string{"registry", "custom.reg"}, func(v float64) bool { return v > 0 && v < 60 }, "in (0, 60)"},
+		{"tagwatch_registry_cycle_duration_seconds", []string{"registry", implicit}, func(v float64) bool { return v > 0 && v < 60 }, "in (0, 60)"},
+		// Two images on custom.reg, a tag list and a HEAD each at once.
+		{"tagwatch_registry_cycle_peak_in_flight", []string{"registry", "custom.reg"}, atLeast(1), ">= 1"},
 		{"tagwatch_notifier_sends_total", []string{"notifier", "hook"}, eq(2), "2"},
 		{"tagwatch_notifier_failures_total", []string{"notifier", "hook"}, eq(0), "0"},
 		{"tagwatch_notifier_sends_total", []string{"notifier", "bad"}, eq(0), "0"},

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -126,6 +128,10 @@ func (e *BodyLimitError) Error() string {
 type bounded struct {
 	next   http.RoundTripper
 	limits Limits
+	// lim bounds the instance's requests in flight (nil: no bound). A
+	// request holds its slot until its body is read or closed, and gives it
+	// back with what the answer says of the registry's load.
+	lim *Limiter
 }
 
 // maxRedirects is net/http's own default, which go-containerregistry's
@@ -153,15 +159,41 @@ func (b *bounded) RoundTrip(r *http.Request) (*http.Response, error) {
 	if hops > maxRedirects {
 		return nil, &RedirectLoopError{Host: r.URL.Host, Hops: hops}
 	}
+	// The wait for a slot comes before the request's own deadline, which
+	// bounds the registry's time, not the queue's.
+	var slot *Slot
+	if b.lim != nil {
+		var err error
+		if slot, err = b.lim.Acquire(r.Context()); err != nil {
+			return nil, err
+		}
+	}
 	timeout := &RequestTimeoutError{Host: r.URL.Host, Method: r.Method, Path: r.URL.Path, Limit: b.limits.Request, BodyRead: -1}
 	ctx, cancel := context.WithTimeoutCause(r.Context(), b.limits.Request, timeout)
 	res, err := b.next.RoundTrip(r.WithContext(ctx))
 	if err != nil {
 		cancel()
+		slot.Done(failureOutcome(r.Context(), err))
 		return nil, ctxError(ctx, err)
 	}
-	body := &boundedBody{rc: res.Body, ctx: ctx, cancel: cancel, timeout: timeout, host: r.URL.Host, path: r.URL.Path, left: MaxBody, limit: MaxBody}
-	if classify(r) == RequestTags {
+	class := classify(r)
+	switch res.StatusCode {
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		slot.Done(OutcomeThrottled)
+	case http.StatusBadGateway, http.StatusGatewayTimeout:
+		slot.Done(OutcomeFailed)
+	}
+	body := &boundedBody{rc: res.Body, ctx: ctx, cancel: cancel, timeout: timeout, host: r.URL.Host, path: r.URL.Path, left: MaxBody, limit: MaxBody,
+		slot: slot, answered: OutcomeAnswered}
+	if class == RequestPing || class == RequestManifest {
+		body.answered = OutcomeOK // small answers of like cost: their times compare
+	}
+	if slot != nil {
+		// Whatever becomes of the body (read, closed, abandoned), its
+		// slot is back by the request's deadline at the latest.
+		context.AfterFunc(ctx, func() { slot.Done(body.endOutcome(r.Context())) })
+	}
+	if class == RequestTags {
 		body.left, body.limit = b.limits.TagListBytes, b.limits.TagListBytes
 		body.list = tagBudgetFrom(r.Context())
 		if body.list != nil {
@@ -170,6 +202,25 @@ func (b *bounded) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	res.Body = body
 	return res, nil
+}
+
+// failureOutcome says what a request that got no answer tells of the
+// registry's load: a timeout or a broken connection is overload (or a
+// broken way there); a request its caller gave up, or one refused for
+// reasons of its own (a certificate, plain HTTP on an HTTPS port), says nothing.
+func failureOutcome(parent context.Context, err error) Outcome {
+	if parent.Err() != nil {
+		return OutcomeNone
+	}
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.As(err, &ne) && ne.Timeout():
+		return OutcomeFailed
+	}
+	return OutcomeNone
 }
 
 // ctxError puts the reason a request's context ended (its own deadline, the
@@ -229,6 +280,16 @@ func tagBudgetFrom(ctx context.Context) *tagBudget {
 	return b
 }
 
+// mustWait reports whether grow is about to wait for the gate.
+func (b *tagBudget) mustWait() bool {
+	if b.gate == nil || b.read.Load() < largeTagList {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return !b.holds
+}
+
 // grow waits for the large-list gate once the list is past largeTagList.
 func (b *tagBudget) grow(ctx context.Context) error {
 	if b.gate == nil || b.read.Load() < largeTagList {
@@ -275,6 +336,22 @@ type boundedBody struct {
 	list    *tagBudget // a tag list's allowance across pages, or nil
 	read    int64
 	err     error // sticky, once the cap is passed
+
+	slot     *Slot   // nil without a limiter
+	answered Outcome // what a complete answer reports: OK or Answered
+}
+
+// endOutcome is what the body's end says of the registry: read or closed,
+// an answer; cut by the request's own deadline, overload; cut by the
+// caller's, nothing.
+func (b *boundedBody) endOutcome(parent context.Context) Outcome {
+	switch {
+	case parent.Err() != nil:
+		return OutcomeNone
+	case errors.Is(context.Cause(b.ctx), b.timeout):
+		return OutcomeFailed
+	}
+	return b.answered
 }
 
 func (b *boundedBody) Read(p []byte) (int, error) {
@@ -282,6 +359,12 @@ func (b *boundedBody) Read(p []byte) (int, error) {
 		return 0, b.err
 	}
 	if b.list != nil {
+		if b.list.mustWait() {
+			// Waiting for another large list is not the registry's
+			// time, and must not hold a slot the other list may need
+			// for its next page.
+			b.slot.Done(OutcomeNone)
+		}
 		if err := b.list.grow(b.ctx); err != nil {
 			b.timeout.BodyRead = b.read
 			return 0, fmt.Errorf("%s: gave up waiting to read the tag list past %s while another large one was read: %w", b.host, Bytes(largeTagList), err)
@@ -307,6 +390,7 @@ func (b *boundedBody) Read(p []byte) (int, error) {
 	}
 	switch {
 	case err == io.EOF:
+		b.slot.Done(b.answered)
 		b.cancel() // the answer is complete: its deadline no longer matters
 	case err != nil && b.err == nil && b.ctx.Err() != nil:
 		// The body's context ended (its deadline, the image's, the
@@ -318,11 +402,16 @@ func (b *boundedBody) Read(p []byte) (int, error) {
 		if cause := context.Cause(b.ctx); !errors.Is(err, cause) {
 			err = cause
 		}
+	case err != nil && b.err == nil:
+		b.slot.Done(failureOutcome(b.ctx, err)) // the connection broke mid-answer
 	}
 	return n, err
 }
 
 func (b *boundedBody) Close() error {
+	if b.ctx.Err() == nil {
+		b.slot.Done(b.answered)
+	}
 	b.cancel()
 	return b.rc.Close()
 }

@@ -13,8 +13,10 @@ type Custom struct{}
 
 func (Custom) Spec() Spec {
 	return Spec{
-		Kind:        "custom",
-		Title:       "Custom registry",
+		Kind:  "custom",
+		Title: "Custom registry",
+		// a registry of the admin's own, most often on the LAN.
+		Concurrency: LANConcurrency,
 		Description: "A self-hosted Docker registry, or any registry not listed here. Anonymous unless login/password or auth is set; Basic or Bearer, as the registry's challenge asks.",
 		Variables: withShared(append(urlVariables("Registry URL (e.g. http://localhost:5000)"),
 			Variable{Name: "login", Description: "Login (when htpasswd auth is enabled on the registry)", Default: "password must be defined"},

@@ -19,8 +19,10 @@ func (Gitea) Keychain(v Values, _ http.RoundTripper) (authn.Keychain, error) { r
 // under two names: a url, and a login with its password (or token), or auth.
 func forgeSpec(kind, title string) Spec {
 	return Spec{
-		Kind:        kind,
-		Title:       title,
+		Kind:  kind,
+		Title: title,
+		// A registry of the admin's own: self-hosted, often on the LAN.
+		Concurrency: LANConcurrency,
 		Description: "A self-hosted " + title + " instance's container registry: a login and a password or access token (read:package).",
 		Variables: withShared(append(urlVariables("Registry URL (e.g. https://"+kind+".example.com)"),
 			Variable{Name: "login", Required: true, Description: title + " username", Default: "password must be defined"},

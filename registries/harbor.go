@@ -16,6 +16,8 @@ func (Harbor) Spec() Spec {
 	return Spec{
 		Kind:  "harbor",
 		Title: "Harbor",
+		// A registry of the admin's own: self-hosted, often on the LAN.
+		Concurrency: LANConcurrency,
 		Description: "A Harbor registry; images are <host>/<project>/<repository>. A user and its password (or CLI secret with OIDC), or a robot account: " +
 			"its full name robot$<project>+<name> as Harbor shows it, $ included, and its secret. Public projects need no credentials. " +
 			"In a compose file write $$ for the $ (compose reads $ as a variable), or pass the login in a _FILE.",

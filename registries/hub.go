@@ -12,8 +12,10 @@ type Hub struct{}
 
 func (Hub) Spec() Spec {
 	return Spec{
-		Kind:        "hub",
-		Title:       "Docker Hub",
+		Kind:  "hub",
+		Title: "Docker Hub",
+		// Docker Hub counts and throttles requests per address; 16 in flight is what a bare client does.
+		Concurrency: 16,
 		Description: "Docker Hub including private repositories: login + access token (or password), or the base64 auth string of .docker/config.json. Anonymous by default.",
 		// Docker Hub's hosts are fixed (see Serves): only the proxy is an
 		// Endpoint.

@@ -65,6 +65,7 @@ type Instance struct {
 	patterns patterns     // repos, compiled
 	limits   Limits
 	large    largeLists // shared by the instances of the same Options
+	lim      *Limiter   // its requests in flight; shared by its sessions
 }
 
 // Options tune how instances reach registries.
@@ -124,7 +125,8 @@ func open(p Provider, c Config, o Options) (*Instance, error) {
 		stats = &Stats{}
 	}
 	limits := o.Limits.WithDefaults()
-	rt := &instrumented{next: &bounded{next: base, limits: limits}, stats: stats, pings: newPingCache(10 * time.Minute), maxWait: time.Minute}
+	lim := newInstanceLimiter(spec, c, vals)
+	rt := &instrumented{next: &bounded{next: base, limits: limits, lim: lim}, stats: stats, pings: newPingCache(10 * time.Minute), maxWait: time.Minute, lim: lim}
 	// A configured url's scheme is the admin's word, for every host the
 	// instance serves (a Nexus's other connector ports too); an implicit
 	// instance's "https://" is a guess, and go-containerregistry's fallback
@@ -180,7 +182,25 @@ func open(p Provider, c Config, o Options) (*Instance, error) {
 		patterns: repos.compile(),
 		limits:   limits,
 		large:    o.large,
+		lim:      lim,
 	}, nil
+}
+
+// newInstanceLimiter follows the registry up to the kind's ceiling, or
+// stays at what the concurrency variable pins. An implicit instance on a
+// public host gets no more than DefaultConcurrency: it is some registry on
+// the internet, not the admin's own.
+func newInstanceLimiter(spec Spec, c Config, vals Values) *Limiter {
+	if n, pinned, err := ParseConcurrency(vals["concurrency"]); err == nil && pinned {
+		return NewLimiter(n, true)
+	}
+	ceiling := spec.Ceiling()
+	if c.Source == SourceImplicit {
+		if u, _ := parseURL(vals["url"]); u == nil || !privateHost(u.Host) {
+			ceiling = min(ceiling, DefaultConcurrency)
+		}
+	}
+	return NewLimiter(ceiling, false)
 }
 
 // ID is "kind.name".
@@ -198,6 +218,9 @@ func (in *Instance) Repositories() Repositories { return in.repos }
 
 // Stats are the instance's request counts and rate-limit state.
 func (in *Instance) Stats() *Stats { return in.stats }
+
+// Limiter bounds and follows the instance's requests in flight.
+func (in *Instance) Limiter() *Limiter { return in.lim }
 
 // authenticator is a Provider whose instances may have credentials without
 // a secret variable: a key file's path, or credentials found where the

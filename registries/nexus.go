@@ -20,6 +20,8 @@ func (Nexus) Spec() Spec {
 	return Spec{
 		Kind:  "nexus",
 		Title: "Sonatype Nexus Repository",
+		// A registry of the admin's own: self-hosted, often on the LAN.
+		Concurrency: LANConcurrency,
 		Description: "Nexus Repository's Docker repositories, each on a connector port of its own (https://nexus.example.com:8082) or under /repository/<name>. " +
 			"One instance serves the url's port and the other ports listed; when the Docker API is reached under a path, give it in the url: https://nexus.example.com/repository/docker-hosted.",
 		Variables: withShared(append(append(urlVariables("Nexus Docker connector URL (e.g. https://nexus.example.com:8082), or a repository's URL with its path"),

@@ -15,8 +15,10 @@ const progetAPILogin = "api"
 
 func (ProGet) Spec() Spec {
 	return Spec{
-		Kind:        "proget",
-		Title:       "Inedo ProGet",
+		Kind:  "proget",
+		Title: "Inedo ProGet",
+		// A registry of the admin's own: self-hosted, often on the LAN.
+		Concurrency: LANConcurrency,
 		Description: "An Inedo ProGet server's Docker feeds; images are <host>/<feed>/<image>. A user and its password, or an API key (sent as the password of the login api).",
 		Variables: withShared(append(append(urlVariables("ProGet URL (e.g. https://proget.example.com)"), loginPair("ProGet username", "The user's password")...),
 			Variable{Name: "apikey", Secret: true, Description: "API key with the View permission on the feeds (replaces login and password)", Default: "login/password must not be defined"})...),

@@ -10,14 +10,14 @@ import (
 // reference (Markdown), so the documentation cannot drift from the code.
 func Reference(cat Catalog) string {
 	var b strings.Builder
-	b.WriteString("| kind | title | anonymous by default |\n|---|---|---|\n")
+	b.WriteString("| kind | title | anonymous by default | requests in flight (`concurrency: auto`) at most |\n|---|---|---|---|\n")
 	for _, k := range cat.Kinds() {
 		s := cat[k].Spec()
 		def := "no"
 		if s.Default {
 			def = "yes, as `" + k + "." + DefaultName + "`"
 		}
-		fmt.Fprintf(&b, "| [`%s`](#registry-%s) | %s | %s |\n", k, k, mdText(s.Title), def)
+		fmt.Fprintf(&b, "| [`%s`](#registry-%s) | %s | %s | %d |\n", k, k, mdText(s.Title), def, s.Ceiling())
 	}
 	for _, k := range cat.Kinds() {
 		s := cat[k].Spec()

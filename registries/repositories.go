@@ -18,9 +18,19 @@ var repositoriesVariable = Variable{
 	Default: "every repository of its hosts",
 }
 
+// concurrencyVariable is the variable every kind takes to pin how many
+// requests an instance keeps in flight.
+var concurrencyVariable = Variable{
+	Name: "concurrency",
+	Description: "Requests in flight on this registry at most. auto follows the registry: more while its answers come as fast, " +
+		"fewer at once on 429, 503, timeouts or connection errors, up to a ceiling of the kind's (the README's registry reference lists them); a number pins it",
+	Supported: "auto, 1 to 128",
+	Default:   "auto",
+}
+
 // withShared appends the variables every kind takes to a kind's own.
 func withShared(vars ...Variable) []Variable {
-	return append(vars, proxyVariable, repositoriesVariable)
+	return append(vars, proxyVariable, repositoriesVariable, concurrencyVariable)
 }
 
 // Repositories are the repository patterns an instance serves, parsed. A

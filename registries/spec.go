@@ -66,6 +66,19 @@ type Spec struct {
 	// of its kind's hosts (a region): such an instance wins a host over
 	// one of the same kind without them.
 	Narrowing []string
+	// Concurrency is the most requests tagwatch lets an instance of the
+	// kind grow to keep in flight (0: DefaultConcurrency): lower for a
+	// public service that counts requests, higher for a self-hosted one.
+	// The concurrency variable pins another.
+	Concurrency int
+}
+
+// Ceiling is Concurrency, or DefaultConcurrency when the kind declares none.
+func (s Spec) Ceiling() int {
+	if s.Concurrency > 0 {
+		return s.Concurrency
+	}
+	return DefaultConcurrency
 }
 
 // Variable returns the declaration of the named variable.
@@ -239,6 +252,11 @@ func (s Spec) Validate(id string, in Values) (Values, error) {
 			for _, e := range leafErrors(err) {
 				fail("repositories", "%v", e)
 			}
+		}
+	}
+	if c, ok := out["concurrency"]; ok {
+		if _, _, err := ParseConcurrency(c); err != nil {
+			fail("concurrency", "%v", err)
 		}
 	}
 	if v, ok := out["insecure"]; ok {

@@ -59,7 +59,7 @@ func specCases(t *testing.T) map[string][]specCase {
 			}},
 			{name: "no url", vals: v("login", "admin", "password", "pw"), errs: []string{e("url is required")}},
 			{name: "token is not a variable", vals: v("url", url, "login", "admin", "token", "pw"), errs: []string{
-				e("token is not a variable of " + kind + " registries (known: url, cafile, insecure, login, password, auth, proxy, repositories)"),
+				e("token is not a variable of " + kind + " registries (known: url, cafile, insecure, login, password, auth, proxy, repositories, concurrency)"),
 				e("password must be defined when login is defined"),
 			}},
 		}
@@ -74,7 +74,7 @@ func specCases(t *testing.T) map[string][]specCase {
 			{name: "tenant alone", vals: v("tenantid", "t"), errs: []string{e("acr", "clientid is required"), e("acr", "clientsecret is required")}},
 			{name: "blank is missing", vals: v("clientid", "  ", "clientsecret", "s3cr3t-value"), errs: []string{e("acr", "clientid is required")}},
 			{name: "unknown variable", vals: v("clientid", "id", "clientsecret", "s3cr3t-value", "tenant", "t"), errs: []string{
-				e("acr", "tenant is not a variable of acr registries (known: clientid, clientsecret, tenantid, proxy, repositories)"),
+				e("acr", "tenant is not a variable of acr registries (known: clientid, clientsecret, tenantid, proxy, repositories, concurrency)"),
 			}},
 		},
 		"custom": {
@@ -106,7 +106,7 @@ func specCases(t *testing.T) map[string][]specCase {
 				e("custom", "auth must decode to login:password; the decoded value has no colon or no login"),
 			}},
 			{name: "unknown variable", vals: v("url", "https://shpcr.io", "username", "me"), errs: []string{
-				e("custom", "username is not a variable of custom registries (known: url, cafile, insecure, login, password, auth, proxy, repositories)"),
+				e("custom", "username is not a variable of custom registries (known: url, cafile, insecure, login, password, auth, proxy, repositories, concurrency)"),
 			}},
 		},
 		"ecr": {
@@ -115,7 +115,7 @@ func specCases(t *testing.T) map[string][]specCase {
 			{name: "region only", vals: v("region", "eu-west-1"), errs: []string{e("ecr", "accesskey is required"), e("ecr", "secretaccesskey is required")}},
 			{name: "no region", vals: v("accesskey", "AKIAIOSFODNN7EXAMPLE", "secretaccesskey", "s"), errs: []string{e("ecr", "region is required")}},
 			{name: "unknown variable", vals: v("region", "eu-west-1", "accesskey", "a", "secretaccesskey", "s", "sessiontoken", "x"), errs: []string{
-				e("ecr", "sessiontoken is not a variable of ecr registries (known: region, accesskey, secretaccesskey, proxy, repositories)"),
+				e("ecr", "sessiontoken is not a variable of ecr registries (known: region, accesskey, secretaccesskey, proxy, repositories, concurrency)"),
 			}},
 		},
 		"forgejo": forge("forgejo"),
@@ -141,7 +141,7 @@ func specCases(t *testing.T) map[string][]specCase {
 			{name: "EC key", vals: v("clientemail", "tagwatch@p.iam.gserviceaccount.com", "privatekey", ecKey), errs: []string{
 				e("gcr", "privatekey is PEM but not an RSA private key in PKCS#8 or PKCS#1 form"),
 			}},
-			{name: "unknown variable", vals: v("json", "{}"), errs: []string{e("gcr", "json is not a variable of gcr registries (known: keyfile, jsonkey, clientemail, privatekey, proxy, repositories)")}},
+			{name: "unknown variable", vals: v("json", "{}"), errs: []string{e("gcr", "json is not a variable of gcr registries (known: keyfile, jsonkey, clientemail, privatekey, proxy, repositories, concurrency)")}},
 		},
 		"ghcr": {
 			{name: "anonymous", vals: v()},
@@ -149,7 +149,7 @@ func specCases(t *testing.T) map[string][]specCase {
 			{name: "username without token", vals: v("username", "octocat"), errs: []string{e("ghcr", "token must be defined when username is defined")}},
 			{name: "token without username", vals: v("token", "ghp_x"), errs: []string{e("ghcr", "username must be defined when token is defined")}},
 			{name: "password is not a variable", vals: v("username", "octocat", "password", "ghp_x"), errs: []string{
-				e("ghcr", "password is not a variable of ghcr registries (known: username, token, proxy, repositories)"),
+				e("ghcr", "password is not a variable of ghcr registries (known: username, token, proxy, repositories, concurrency)"),
 				e("ghcr", "token must be defined when username is defined"),
 			}},
 		},
@@ -187,14 +187,14 @@ func specCases(t *testing.T) map[string][]specCase {
 				e("hub", "token must not be defined when auth is defined"),
 			}},
 			{name: "auth not base64", vals: v("auth", "%%%"), errs: []string{e("hub", "auth must be base64 of login:password (as in .docker/config.json)")}},
-			{name: "unknown variable", vals: v("username", "johndoe"), errs: []string{e("hub", "username is not a variable of hub registries (known: login, password, token, auth, proxy, repositories)")}},
+			{name: "unknown variable", vals: v("username", "johndoe"), errs: []string{e("hub", "username is not a variable of hub registries (known: login, password, token, auth, proxy, repositories, concurrency)")}},
 		},
 		"alicr": {
 			{name: "personal edition", vals: v("login", "acme", "password", "registry-pw")},
 			{name: "enterprise edition in a region", vals: v("instance", "acme", "region", "cn-hangzhou", "login", "ram-user@1234567890123456", "password", "registry-pw")},
 			{name: "nothing", vals: v(), errs: []string{e("alicr", "login is required"), e("alicr", "password is required")}},
 			{name: "unknown variable", vals: v("login", "acme", "password", "pw", "namespace", "acme"), errs: []string{
-				e("alicr", "namespace is not a variable of alicr registries (known: instance, region, login, password, proxy, repositories)"),
+				e("alicr", "namespace is not a variable of alicr registries (known: instance, region, login, password, proxy, repositories, concurrency)"),
 			}},
 		},
 		"codeberg": {
@@ -202,7 +202,7 @@ func specCases(t *testing.T) map[string][]specCase {
 			{name: "access token", vals: v("login", "octocat", "password", "cb-token")},
 			{name: "login without token", vals: v("login", "octocat"), errs: []string{e("codeberg", "password must be defined when login is defined")}},
 			{name: "token is not a variable", vals: v("token", "cb-token"), errs: []string{
-				e("codeberg", "token is not a variable of codeberg registries (known: login, password, proxy, repositories)"),
+				e("codeberg", "token is not a variable of codeberg registries (known: login, password, proxy, repositories, concurrency)"),
 			}},
 		},
 		"dhi": {
@@ -214,8 +214,8 @@ func specCases(t *testing.T) map[string][]specCase {
 			{name: "token", vals: v("token", "dop_v1_abc")},
 			{name: "nothing", vals: v(), errs: []string{e("docr", "token is required")}},
 			{name: "login is not a variable", vals: v("login", "me@example.com", "password", "dop_v1_abc"), errs: []string{
-				e("docr", "login is not a variable of docr registries (known: token, proxy, repositories)"),
-				e("docr", "password is not a variable of docr registries (known: token, proxy, repositories)"),
+				e("docr", "login is not a variable of docr registries (known: token, proxy, repositories, concurrency)"),
+				e("docr", "password is not a variable of docr registries (known: token, proxy, repositories, concurrency)"),
 				e("docr", "token is required"),
 			}},
 		},
@@ -237,8 +237,8 @@ func specCases(t *testing.T) map[string][]specCase {
 			{name: "api key", vals: v("apikey", "ibm-api-key")},
 			{name: "nothing", vals: v(), errs: []string{e("icr", "apikey is required")}},
 			{name: "login and password are not variables", vals: v("login", "iamapikey", "password", "ibm-api-key"), errs: []string{
-				e("icr", "login is not a variable of icr registries (known: apikey, proxy, repositories)"),
-				e("icr", "password is not a variable of icr registries (known: apikey, proxy, repositories)"),
+				e("icr", "login is not a variable of icr registries (known: apikey, proxy, repositories, concurrency)"),
+				e("icr", "password is not a variable of icr registries (known: apikey, proxy, repositories, concurrency)"),
 				e("icr", "apikey is required"),
 			}},
 		},
@@ -251,7 +251,7 @@ func specCases(t *testing.T) map[string][]specCase {
 		"k8s": {
 			{name: "anonymous", vals: v()},
 			{name: "through a proxy", vals: v("proxy", "http://proxy.lan:3128")},
-			{name: "no credentials", vals: v("login", "x"), errs: []string{e("k8s", "login is not a variable of k8s registries (known: proxy, repositories)")}},
+			{name: "no credentials", vals: v("login", "x"), errs: []string{e("k8s", "login is not a variable of k8s registries (known: proxy, repositories, concurrency)")}},
 		},
 		"linode": {
 			{name: "token", vals: v("url", "https://registry.example.com", "login", "tagwatch", "password", "token")},
@@ -260,6 +260,10 @@ func specCases(t *testing.T) map[string][]specCase {
 		"mcr": {
 			{name: "anonymous", vals: v()},
 			{name: "direct", vals: v("proxy", "none")},
+			{name: "concurrency pinned", vals: v("concurrency", "8")},
+			{name: "concurrency auto", vals: v("concurrency", "auto")},
+			{name: "concurrency not a number", vals: v("concurrency", "lots"), errs: []string{e("mcr", `concurrency must be auto or a number of requests from 1 to 128, not "lots"`)}},
+			{name: "concurrency too high", vals: v("concurrency", "500"), errs: []string{e("mcr", `concurrency must be auto or a number of requests from 1 to 128, not "500"`)}},
 		},
 		"nexus": {
 			{name: "connector ports", vals: v("url", "https://nexus.example.com:8082", "ports", "8083, 8084", "login", "tagwatch", "password", "pw")},
@@ -277,7 +281,7 @@ func specCases(t *testing.T) map[string][]specCase {
 			{name: "every region", vals: v("namespace", "axaxnpcrorw5", "username", "oracleidentitycloudservice/jane@example.com", "token", "auth-token")},
 			{name: "nothing", vals: v(), errs: []string{e("ocir", "namespace is required"), e("ocir", "username is required"), e("ocir", "token is required")}},
 			{name: "password is not a variable", vals: v("namespace", "ns", "username", "jane", "password", "pw"), errs: []string{
-				e("ocir", "password is not a variable of ocir registries (known: region, namespace, username, token, proxy, repositories)"),
+				e("ocir", "password is not a variable of ocir registries (known: region, namespace, username, token, proxy, repositories, concurrency)"),
 				e("ocir", "token is required"),
 			}},
 		},
@@ -295,7 +299,7 @@ func specCases(t *testing.T) map[string][]specCase {
 			{name: "every region", vals: v("secretkey", "scw-secret")},
 			{name: "nothing", vals: v(), errs: []string{e("scaleway", "secretkey is required")}},
 			{name: "access key is not a variable", vals: v("accesskey", "SCWXXXXXXXXXXXXXXXXX", "secretkey", "scw-secret"), errs: []string{
-				e("scaleway", "accesskey is not a variable of scaleway registries (known: region, secretkey, proxy, repositories)"),
+				e("scaleway", "accesskey is not a variable of scaleway registries (known: region, secretkey, proxy, repositories, concurrency)"),
 			}},
 		},
 		"trueforge": {
@@ -327,7 +331,7 @@ func specCases(t *testing.T) map[string][]specCase {
 				e("quay", "namespace must be defined when token is defined"),
 			}},
 			{name: "unknown variable", vals: v("namespace", "myorg", "account", "tagwatch", "token", "robot-token", "robot", "myorg+tagwatch"), errs: []string{
-				e("quay", "robot is not a variable of quay registries (known: namespace, account, token, proxy, repositories)"),
+				e("quay", "robot is not a variable of quay registries (known: namespace, account, token, proxy, repositories, concurrency)"),
 			}},
 		},
 	}
@@ -443,7 +447,7 @@ func TestSpecValidateDirect(t *testing.T) {
 	if !errors.As(err, &ve) || len(ve) != 3 {
 		t.Fatalf("Validate = %v; want three FieldErrors in one ValidationError", err)
 	}
-	if got, want := err.Error(), "registry hub.public: colour is not a variable of hub registries (known: login, password, token, auth, proxy, repositories); "+
+	if got, want := err.Error(), "registry hub.public: colour is not a variable of hub registries (known: login, password, token, auth, proxy, repositories, concurrency); "+
 		"registry hub.public: password must be defined when login is defined; "+
 		"registry hub.public: login must not be defined when auth is defined"; got != want {
 		t.Errorf("ValidationError text\n %q\nwant\n %q", got, want)

@@ -36,8 +36,10 @@ func NewTransport() *http.Transport {
 		ExpectContinueTimeout: time.Second,
 		IdleConnTimeout:       90 * time.Second,
 		MaxIdleConns:          256,
-		MaxIdleConnsPerHost:   32,
-		ForceAttemptHTTP2:     true,
+		// As many as an instance may keep in flight over HTTP/1.1, so a
+		// connection made for a burst is kept for the next one.
+		MaxIdleConnsPerHost: MaxConcurrency,
+		ForceAttemptHTTP2:   true,
 	}
 }
 
@@ -225,6 +227,9 @@ type instrumented struct {
 	// maxWait caps how long one Retry-After is honoured; a registry asking
 	// for more gets its 429 passed on as an error for this image.
 	maxWait time.Duration
+	// lim is the instance's limiter (nil: none), which holds the requests
+	// waiting their turn through a pause too.
+	lim *Limiter
 
 	realms realmAliases
 
@@ -256,10 +261,15 @@ func (t *instrumented) RoundTrip(r *http.Request) (*http.Response, error) {
 		}
 	}
 	if class == RequestPing && r.Method == http.MethodGet && r.Header.Get("Authorization") == "" {
-		if res, ok := t.pings.get(r); ok {
+		res, release, err := t.pings.lookup(r)
+		if err != nil {
+			return nil, err
+		}
+		if res != nil {
 			t.stats.served.Add(1)
 			return res, nil
 		}
+		defer release()
 	}
 	var res *http.Response
 	for attempt := 0; ; attempt++ {
@@ -350,6 +360,9 @@ func (t *instrumented) pause(wait time.Duration) {
 		t.pauseUntil = until
 	}
 	t.mu.Unlock()
+	if t.lim != nil {
+		t.lim.Pause(wait)
+	}
 }
 
 func (t *instrumented) countThrottled(is429 bool) {
@@ -432,11 +445,13 @@ func retryAfter(h string, attempt int, now time.Time) (time.Duration, bool) {
 
 // pingCache remembers a registry's answer to GET /v2/ (its auth challenge).
 // go-containerregistry pings once per repository; the challenge is the
-// registry's, not the repository's, so one ping per registry is enough.
+// registry's, not the repository's, so one ping per registry is enough,
+// however many repositories start at once.
 type pingCache struct {
-	ttl time.Duration
-	mu  sync.Mutex
-	m   map[string]cachedPing
+	ttl  time.Duration
+	mu   sync.Mutex
+	m    map[string]cachedPing
+	busy map[string]chan struct{} // pings on the wire, by scheme://host
 }
 
 type cachedPing struct {
@@ -447,16 +462,42 @@ type cachedPing struct {
 }
 
 func newPingCache(ttl time.Duration) *pingCache {
-	return &pingCache{ttl: ttl, m: map[string]cachedPing{}}
+	return &pingCache{ttl: ttl, m: map[string]cachedPing{}, busy: map[string]chan struct{}{}}
 }
 
-func (c *pingCache) get(r *http.Request) (*http.Response, bool) {
-	c.mu.Lock()
-	p, ok := c.m[r.URL.Scheme+"://"+r.URL.Host]
-	c.mu.Unlock()
-	if !ok || time.Since(p.at) > c.ttl {
-		return nil, false
+// lookup returns the cached answer; without one, the caller pings, and
+// calls release once it has (put or failed), while the callers that come
+// meanwhile wait for its answer rather than ping too.
+func (c *pingCache) lookup(r *http.Request) (res *http.Response, release func(), err error) {
+	key := r.URL.Scheme + "://" + r.URL.Host
+	for {
+		c.mu.Lock()
+		if p, ok := c.m[key]; ok && time.Since(p.at) <= c.ttl {
+			c.mu.Unlock()
+			return p.response(r), nil, nil
+		}
+		ch, busy := c.busy[key]
+		if !busy {
+			ch = make(chan struct{})
+			c.busy[key] = ch
+			c.mu.Unlock()
+			return nil, func() {
+				c.mu.Lock()
+				delete(c.busy, key)
+				c.mu.Unlock()
+				close(ch)
+			}, nil
+		}
+		c.mu.Unlock()
+		select {
+		case <-ch: // answered (or failed: then this caller pings)
+		case <-r.Context().Done():
+			return nil, nil, context.Cause(r.Context())
+		}
 	}
+}
+
+func (p cachedPing) response(r *http.Request) *http.Response {
 	return &http.Response{
 		Status:        strconv.Itoa(p.status) + " " + http.StatusText(p.status),
 		StatusCode:    p.status,
@@ -467,7 +508,7 @@ func (c *pingCache) get(r *http.Request) (*http.Response, bool) {
 		Body:          io.NopCloser(bytes.NewReader(p.body)),
 		ContentLength: int64(len(p.body)),
 		Request:       r,
-	}, true
+	}
 }
 
 // put caches only the answers that describe the registry's auth: 200 and 401.

@@ -91,9 +91,6 @@ func (r Result) Raw() string { return r.raw }
 
 // The defaults of a cycle's bounds, and why:
 const (
-	// DefaultPerRegistry: four requests in flight is what a registry sees
-	// from one docker pull of a multi-layer image; no registry throttles it.
-	DefaultPerRegistry = 4
 	// DefaultImageTimeout: an image check is two to five requests of at
 	// most the request deadline each, and a registry's 429 pause (up to a
 	// minute is honoured) still fits in two minutes.
@@ -111,10 +108,6 @@ type Checker struct {
 	// Registries returns the running registry set; it is read once per Run so
 	// a settings change applies from the next cycle on.
 	Registries func() *registries.Set
-	// PerRegistry bounds the checks in flight on one registry instance
-	// (default 4). Each instance has its own: a slow registry's checks only
-	// ever wait on it, never on another's.
-	PerRegistry int
 	// ImageTimeout bounds one image's check, from its first request to its
 	// last, waits for 429s included (default 2m).
 	ImageTimeout time.Duration
@@ -133,6 +126,9 @@ type Checker struct {
 	Done func(i int, r Result)
 	// Tracker, when set, follows the checks in flight, for the status.
 	Tracker *Tracker
+	// LaneDone, when set, receives each registry instance's figures when
+	// its last image is done. Called concurrently.
+	LaneDone func(RegistryReport)
 }
 
 // DeadlineError is why a check was cut short: the image's or the cycle's
@@ -154,7 +150,9 @@ func (e *DeadlineError) Deadline() (scope string, limit time.Duration) { return 
 
 // Run checks every target and returns one result per target, in order.
 // A failed target carries its error; the others go on. Targets are checked
-// in lanes, one per registry instance, each with its own concurrency.
+// in lanes, one per registry instance, each with its own concurrency: as
+// many requests in flight as the instance's limiter allows, which follows
+// how the registry answers. Checks wait on the network, not on the CPU.
 func (c *Checker) Run(ctx context.Context, targets []Target) []Result {
 	cy := &cycle{
 		set:          c.Registries(),
@@ -167,10 +165,6 @@ func (c *Checker) Run(ctx context.Context, targets []Target) []Result {
 	cycleTimeout := orDefault(c.CycleTimeout, DefaultCycleTimeout)
 	ctx, cancel := context.WithTimeoutCause(ctx, cycleTimeout, &DeadlineError{Scope: "cycle", Limit: cycleTimeout})
 	defer cancel()
-	per := c.PerRegistry
-	if per <= 0 {
-		per = DefaultPerRegistry
-	}
 
 	results := make([]Result, len(targets))
 	var done atomic.Int64
@@ -199,7 +193,7 @@ func (c *Checker) Run(ctx context.Context, targets []Target) []Result {
 		}
 		l, ok := byID[in.ID()]
 		if !ok {
-			l = &lane{in: in, host: t.Image.Host, workers: per}
+			l = &lane{in: in, host: t.Image.Host}
 			byID[in.ID()] = l
 			lanes = append(lanes, l)
 		}
@@ -211,7 +205,10 @@ func (c *Checker) Run(ctx context.Context, targets []Target) []Result {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			l.run(ctx, cy, targets, finish)
+			rep := l.run(ctx, cy, targets, finish)
+			if c.LaneDone != nil {
+				c.LaneDone(rep)
+			}
 		}()
 	}
 	wg.Wait()
@@ -250,8 +247,10 @@ func newResult(t Target) Result {
 	return r
 }
 
-// check checks one target of lane l. ctx is the cycle's.
-func (cy *cycle) check(ctx context.Context, l *lane, i int, t Target) Result {
+// check checks one target of lane l. ctx is the cycle's; tk is the
+// check's admission, which its first request (or its first wait on
+// another check's request) clears.
+func (cy *cycle) check(ctx context.Context, l *lane, i int, t Target, tk *registries.Ticket) Result {
 	img := t.Image
 	r := newResult(t)
 	in := l.in
@@ -267,23 +266,43 @@ func (cy *cycle) check(ctx context.Context, l *lane, i int, t Target) Result {
 	}
 	ctx, cancel := context.WithTimeoutCause(ctx, cy.imageTimeout, &DeadlineError{Scope: "image", Limit: cy.imageTimeout})
 	defer cancel()
+	ctx = registries.WithTicket(ctx, tk)
 	fail := func(err error) Result {
 		r.fail(cy.failure(ctx, err, in.ID(), img.Host, f.what()))
 		r.Update = UpdateUnknown
 		return r
 	}
 
+	// The digest of the tag in use does not depend on the tag list: both
+	// go out at once, so a check costs one round trip, not two, and the
+	// images of a repository do not wait for its list to read their own.
 	f.doing("list tags of " + img.Repository)
-	tags, err := cy.tags.do(ctx, in.ID()+" "+img.Name(), func() ([]string, error) {
+	type head struct {
+		d   registries.Descriptor
+		err error
+	}
+	current := make(chan head, 1)
+	hctx, stopHead := context.WithCancel(ctx)
+	go func() {
+		d, err := cy.head(hctx, in, img, img.Tag, tk)
+		current <- head{d, err}
+	}()
+	tags, err := cy.tags.do(ctx, in.ID()+" "+img.Name(), tk.Clear, func() ([]string, error) {
 		return in.Tags(ctx, img)
 	})
 	if err != nil {
+		// The list's failure is the image's (its digest alone says
+		// nothing of an update); the read of the digest is not needed.
+		stopHead()
+		<-current
 		return fail(err)
 	}
 	dec := Decide(img.Tag, tags, t.Options)
 
 	f.doing("read the digest of " + img.Repository + ":" + img.Tag)
-	now, err := cy.head(ctx, in, img, img.Tag)
+	h := <-current
+	stopHead()
+	now, err := h.d, h.err
 	if err != nil {
 		return fail(err)
 	}
@@ -300,7 +319,7 @@ func (cy *cycle) check(ctx context.Context, l *lane, i int, t Target) Result {
 
 	if dec.Kind != UpdateNone && dec.Tag != img.Tag {
 		f.doing("read the digest of " + img.Repository + ":" + dec.Tag)
-		latest, err := cy.head(ctx, in, img, dec.Tag)
+		latest, err := cy.head(ctx, in, img, dec.Tag, tk)
 		if err != nil {
 			return fail(err)
 		}
@@ -323,7 +342,7 @@ func (cy *cycle) check(ctx context.Context, l *lane, i int, t Target) Result {
 		return r
 	}
 	f.doing("compare the " + t.Platform.String() + " manifests of " + img.Repository + ":" + img.Tag)
-	changed, err := cy.platformChanged(ctx, in, img, t, inUse, now.Digest)
+	changed, err := cy.platformChanged(ctx, in, img, t, inUse, now.Digest, tk)
 	if err != nil {
 		return fail(err)
 	}
@@ -370,8 +389,8 @@ type cutShort string
 
 func (c cutShort) Error() string { return string(c) }
 
-func (cy *cycle) head(ctx context.Context, in *registries.Instance, img registries.Image, tag string) (registries.Descriptor, error) {
-	return cy.heads.do(ctx, in.ID()+" "+img.Name()+":"+tag, func() (registries.Descriptor, error) {
+func (cy *cycle) head(ctx context.Context, in *registries.Instance, img registries.Image, tag string, tk *registries.Ticket) (registries.Descriptor, error) {
+	return cy.heads.do(ctx, in.ID()+" "+img.Name()+":"+tag, tk.Clear, func() (registries.Descriptor, error) {
 		return in.Head(ctx, img, tag)
 	})
 }
@@ -380,13 +399,13 @@ func (cy *cycle) head(ctx context.Context, in *registries.Instance, img registri
 // use and from the tag now. An index digest differs from the platform
 // manifest digest an engine may report, and an index is rebuilt when any
 // platform changes; only a change of this platform's manifest is an update.
-func (cy *cycle) platformChanged(ctx context.Context, in *registries.Instance, img registries.Image, t Target, inUse, now string) (bool, error) {
+func (cy *cycle) platformChanged(ctx context.Context, in *registries.Instance, img registries.Image, t Target, inUse, now string, tk *registries.Ticket) (bool, error) {
 	p := t.Platform
 	if p.OS == "" {
 		p = v1.Platform{OS: "linux", Architecture: "amd64"}
 	}
 	resolve := func(d string) (string, error) {
-		return cy.plats.do(ctx, in.ID()+" "+img.Name()+"@"+d+" "+p.String(), func() (string, error) {
+		return cy.plats.do(ctx, in.ID()+" "+img.Name()+"@"+d+" "+p.String(), tk.Clear, func() (string, error) {
 			return in.PlatformDigest(ctx, img, d, p)
 		})
 	}
@@ -417,7 +436,8 @@ func (cy *cycle) platformChanged(ctx context.Context, in *registries.Instance, i
 
 // memo runs a function once per key for the life of a cycle; concurrent
 // callers of the same key wait for the one call in flight, or for their
-// own context to end.
+// own context to end. A caller about to wait calls waiting first (its
+// check then stands for no request about to be made).
 type memo[V any] struct {
 	mu sync.Mutex
 	m  map[string]*memoEntry[V]
@@ -431,7 +451,7 @@ type memoEntry[V any] struct {
 
 func newMemo[V any]() *memo[V] { return &memo[V]{m: map[string]*memoEntry[V]{}} }
 
-func (m *memo[V]) do(ctx context.Context, key string, f func() (V, error)) (V, error) {
+func (m *memo[V]) do(ctx context.Context, key string, waiting func(), f func() (V, error)) (V, error) {
 	m.mu.Lock()
 	e, ok := m.m[key]
 	if !ok {
@@ -443,6 +463,12 @@ func (m *memo[V]) do(ctx context.Context, key string, f func() (V, error)) (V, e
 		return e.v, e.err
 	}
 	m.mu.Unlock()
+	select {
+	case <-e.done:
+		return e.v, e.err
+	default:
+	}
+	waiting()
 	select {
 	case <-e.done:
 		return e.v, e.err

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"sync"
 	"text/template"
 	"time"
@@ -103,6 +104,9 @@ type CycleReport struct {
 	// TimedOut says the cycle's deadline passed: the images it had not
 	// finished carry an error saying what they were waiting for.
 	TimedOut bool `json:"timedOut,omitempty"`
+	// Registries are what each registry instance's share took: its time,
+	// requests and requests in flight, by instance ID.
+	Registries []RegistryReport `json:"registries,omitempty"`
 }
 
 func (d *Daemon) init() {
@@ -336,6 +340,12 @@ func (d *Daemon) RunCycle(ctx context.Context, sources []Scheduled) (rep CycleRe
 	checker.Progress = func(done int) { d.setStatus(func(s *Status) { s.Done = done }) }
 	checker.Done = func(i int, r Result) { in <- finished{i, r} }
 	checker.Tracker = tracker
+	var lanesMu sync.Mutex
+	checker.LaneDone = func(r RegistryReport) {
+		lanesMu.Lock()
+		rep.Registries = append(rep.Registries, r)
+		lanesMu.Unlock()
+	}
 	go func() {
 		checker.Run(cctx, targets)
 		close(in)
@@ -435,9 +445,26 @@ collect:
 				"keep", d.Retention.Keep, "maxage", d.Retention.MaxAge)
 		}
 	}
+	sort.Slice(rep.Registries, func(i, j int) bool { return rep.Registries[i].Registry < rep.Registries[j].Registry })
 	d.Log.Info("cycle done", "images", rep.Images, "errors", rep.Errors, "updates", len(rep.Updates),
-		"duration", time.Since(rep.StartedAt).Round(time.Millisecond), "aborted", rep.Aborted, "timedOut", rep.TimedOut)
+		"duration", time.Since(rep.StartedAt).Round(time.Millisecond), "aborted", rep.Aborted, "timedOut", rep.TimedOut,
+		"registries", registriesSummary(rep.Registries))
 	return rep
+}
+
+// registriesSummary is the cycle log line's account of each registry:
+// "hub.public: 40 images in 1.2s, 52 requests, at most 16 in flight (limit 16 of 16)".
+func registriesSummary(rs []RegistryReport) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		limit := fmt.Sprintf("limit %d of %d", r.Limit, r.Ceiling)
+		if r.Pinned {
+			limit = fmt.Sprintf("pinned at %d", r.Ceiling)
+		}
+		parts[i] = fmt.Sprintf("%s: %s in %s, %s, at most %d in flight (%s)", r.Registry, plural(r.Images, "image", "images"),
+			r.Duration.Round(time.Millisecond), plural(int(r.Requests), "request", "requests"), r.PeakInFlight, limit)
+	}
+	return strings.Join(parts, "; ")
 }
 
 type group struct {

@@ -35,8 +35,10 @@ func staticImages(t *testing.T, refs ...string) []watcher.StaticImage {
 
 // TestSlowRegistryIsolated runs the daemon on a real bbolt file with a
 // healthy real registry and a registry that sends every tag list at one
-// byte a second, with 13 images: more than its 4 lanes' workers get through
-// before the cycle's deadline. The healthy images are stored while the
+// byte a second, with 13 images: more than it gets through before the
+// cycle's deadline with its requests in flight pinned at 4 (concurrency: 4;
+// left to follow the registry, its fast answers to HEAD would let more
+// tag lists in, and the rounds below would not be whole). The healthy images are stored while the
 // slow registry still holds the cycle, the status says what the cycle is
 // waiting for, and the cycle ends at its deadline with every slow image
 // stored with an error that says why.
@@ -59,7 +61,9 @@ func TestSlowRegistryIsolated(t *testing.T) {
 	}
 
 	const request, cycle = 2 * time.Second, 5 * time.Second
-	set, err := registries.NewSet(registries.DefaultCatalog(), nil, registries.Options{Limits: registries.Limits{Request: request}})
+	slowRegistry := registries.Config{Kind: "custom", Name: "slow", Source: registries.SourceFile,
+		Values: registries.Values{"url": slow.URL, "concurrency": "4"}}
+	set, err := registries.NewSet(registries.DefaultCatalog(), []registries.Config{slowRegistry}, registries.Options{Limits: registries.Limits{Request: request}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,7 @@ var (
 // tagwatchBinary builds the real tagwatch binary once per test run, as CI's
 // static build does (so that its build cache serves it), and returns it:
 // for the tests that must see what an admin sees, main's exit and all.
-func tagwatchBinary(t *testing.T) string {
+func tagwatchBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		goBin, err := exec.LookPath("go")

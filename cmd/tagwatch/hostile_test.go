@@ -303,7 +303,7 @@ func childEnv() []string {
 }
 
 // peakRSS is an exited child's peak resident set size in bytes.
-func peakRSS(t *testing.T, cmd *exec.Cmd) int64 {
+func peakRSS(t testing.TB, cmd *exec.Cmd) int64 {
 	t.Helper()
 	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	if !ok {

@@ -108,6 +108,11 @@ func (h *Hostile) serve(w http.ResponseWriter, r *http.Request) {
 		// or credential service can be just as slow.
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusOK)
+		if r.Method == http.MethodHead {
+			// No body to be slow with: net/http would eat the writes
+			// while the client already took the answer as complete.
+			return
+		}
 		h.stream(w, r, "", 1<<30, "", time.Second)
 		return
 	}

@@ -637,6 +637,68 @@ func (r *Registry) TagInStorage(t testing.TB, repo string, digest v1.Hash, tags 
 	}
 }
 
+// FillStorage makes each of repos hold tags, all pointing at a manifest
+// already pushed to this registry (under any repository), by writing
+// distribution's links straight into its storage as TagInStorage does:
+// a thousand repositories take a second or two, not the minutes pushing
+// them would. It then reads the first and the last repository through the
+// API, so that a change of layout fails loudly.
+func (r *Registry) FillStorage(t testing.TB, digest v1.Hash, repos []string, tags ...string) {
+	t.Helper()
+	v2 := filepath.Join(r.Dir, "docker", "registry", "v2")
+	blob := func(h v1.Hash) string {
+		return filepath.Join(v2, "blobs", h.Algorithm, h.Hex[:2], h.Hex, "data")
+	}
+	raw, err := os.ReadFile(blob(digest))
+	if err != nil {
+		t.Fatalf("regtest: manifest %s is not in storage (push it first): %v", digest, err)
+	}
+	m, err := v1.ParseManifest(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatalf("regtest: %s: %v", digest, err)
+	}
+	links := map[string]string{} // path under the repository → content
+	for _, b := range append([]v1.Descriptor{m.Config}, m.Layers...) {
+		links[filepath.Join("_layers", b.Digest.Algorithm, b.Digest.Hex, "link")] = b.Digest.String()
+	}
+	links[filepath.Join("_manifests", "revisions", digest.Algorithm, digest.Hex, "link")] = digest.String()
+	for _, tag := range tags {
+		links[filepath.Join("_manifests", "tags", tag, "current", "link")] = digest.String()
+		links[filepath.Join("_manifests", "tags", tag, "index", digest.Algorithm, digest.Hex, "link")] = digest.String()
+	}
+	err = parallel(repos, func(repo string) error {
+		base := filepath.Join(v2, "repositories", filepath.FromSlash(repo))
+		for p, content := range links {
+			if err := os.MkdirAll(filepath.Dir(filepath.Join(base, p)), 0o755); err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(base, p), []byte(content), 0o644); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("regtest: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, repo := range []string{repos[0], repos[len(repos)-1]} {
+		rep, err := name.NewRepository(r.Host+"/"+repo, r.nameOptions()...)
+		if err != nil {
+			t.Fatalf("regtest: %v", err)
+		}
+		listed, err := remote.List(rep, r.remoteOptions(ctx)...)
+		if err != nil || len(listed) != len(tags) {
+			t.Fatalf("regtest: %s written in storage, listed by the registry as %v (%v): has distribution's storage layout changed?", repo, listed, err)
+		}
+		d, err := remote.Head(rep.Tag(tags[len(tags)-1]), r.remoteOptions(ctx)...)
+		if err != nil || d.Digest != digest {
+			t.Fatalf("regtest: %s:%s written in storage, read by the registry as %v (%v)", repo, tags[len(tags)-1], d, err)
+		}
+	}
+}
+
 func putManifest(ctx context.Context, c *http.Client, url, mediaType string, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, bytes.NewReader(body))
 	if err != nil {
