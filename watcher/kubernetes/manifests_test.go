@@ -9,9 +9,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -172,6 +174,8 @@ func TestContribManifests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	waitAllowed(t, cs, authorizationv1.SubjectAccessReviewSpec{User: "system:serviceaccount:tagwatch:tagwatch",
+		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:tagwatch", "system:authenticated"}}, "")
 	sa := &rest.Config{Host: f.cluster.URL, BearerToken: tok.Status.Token, TLSClientConfig: rest.TLSClientConfig{CAData: f.cluster.CAData}}
 	src := &kubernetes.Source{Watcher: "cluster", Config: sa, WatchByDefault: true} // all namespaces
 	found, err := src.List(ctx)
@@ -212,9 +216,36 @@ func TestContribManifests(t *testing.T) {
 			t.Fatalf("namespaced/rbac.yaml: %v", err)
 		}
 	}
+	waitAllowed(t, cs, authorizationv1.SubjectAccessReviewSpec{User: "tagwatch-ns-reader"}, f.ns)
 	src = &kubernetes.Source{Watcher: "cluster", Config: f.cluster.Config("tagwatch-ns-reader"), Namespaces: []string{f.ns}, WatchByDefault: true}
 	found, err = src.List(ctx)
 	if err != nil || len(found) != 1 || found[0].Location.Place != f.ns+"/Pod/web/web" {
 		t.Errorf("listing %s with the namespaced Role: %v, %+v", f.ns, err, found)
+	}
+}
+
+// waitAllowed waits until the apiserver's authorizer lets who list pods in
+// ns ("": every namespace). RBAC objects reach the authorizer through its
+// informers a moment after they are created; asking the authorizer itself
+// (a SubjectAccessReview) waits for that without hiding a role that grants
+// too little: one that never allows fails here, naming the reason.
+func waitAllowed(t *testing.T, cs clientset.Interface, who authorizationv1.SubjectAccessReviewSpec, ns string) {
+	t.Helper()
+	who.ResourceAttributes = &authorizationv1.ResourceAttributes{Namespace: ns, Verb: "list", Resource: "pods"}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		r, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: who}, metav1.CreateOptions{})
+		cancel()
+		if err == nil && r.Status.Allowed {
+			return
+		}
+		if time.Now().After(deadline) {
+			if err == nil {
+				err = errors.New("denied: " + r.Status.Reason + r.Status.EvaluationError)
+			}
+			t.Fatalf("%s may not list pods in %q after 30 s: %v", who.User, ns, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
