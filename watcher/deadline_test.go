@@ -16,22 +16,10 @@ import (
 
 	"github.com/tagwatch/tagwatch/internal/regtest"
 	"github.com/tagwatch/tagwatch/internal/storetest"
+	"github.com/tagwatch/tagwatch/internal/watchtest"
 	"github.com/tagwatch/tagwatch/registries"
 	"github.com/tagwatch/tagwatch/watcher"
 )
-
-func staticImages(t *testing.T, refs ...string) []watcher.StaticImage {
-	t.Helper()
-	var imgs []watcher.StaticImage
-	for _, r := range refs {
-		img, err := registries.ParseImage(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		imgs = append(imgs, watcher.StaticImage{Image: img})
-	}
-	return imgs
-}
 
 // TestSlowRegistryIsolated runs the daemon on a real bbolt file with a
 // healthy real registry and a registry that sends every tag list at one
@@ -69,7 +57,7 @@ func TestSlowRegistryIsolated(t *testing.T) {
 	}
 	st := storetest.Open(t)
 	d := &watcher.Daemon{
-		Sources:  []watcher.Scheduled{{Source: watcher.StaticSource{Images: staticImages(t, refs...)}}},
+		Sources:  []watcher.Scheduled{{Source: watcher.StaticSource{Images: watchtest.Images(t, refs...)}}},
 		Checker:  &watcher.Checker{Registries: func() *registries.Set { return set }, ImageTimeout: 4 * time.Second, CycleTimeout: cycle},
 		Store:    st,
 		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tagwatch/tagwatch/internal/regtest"
 	"github.com/tagwatch/tagwatch/internal/storetest"
+	"github.com/tagwatch/tagwatch/internal/watchtest"
 	"github.com/tagwatch/tagwatch/registries"
 	"github.com/tagwatch/tagwatch/watcher"
 )
@@ -236,7 +237,7 @@ func TestCycleReportsRegistries(t *testing.T) {
 	var logged strings.Builder
 	var logMu sync.Mutex
 	d := &watcher.Daemon{
-		Sources:  []watcher.Scheduled{{Source: watcher.StaticSource{Images: staticImages(t, full...)}}},
+		Sources:  []watcher.Scheduled{{Source: watcher.StaticSource{Images: watchtest.Images(t, full...)}}},
 		Checker:  &watcher.Checker{Registries: func() *registries.Set { return set }, ImageTimeout: time.Minute, CycleTimeout: 2 * time.Minute},
 		Store:    storetest.Open(t),
 		Log:      slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logged}, nil)),
