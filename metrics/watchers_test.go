@@ -9,8 +9,8 @@ import (
 	"github.com/tagwatch/tagwatch/internal/dockertest"
 	"github.com/tagwatch/tagwatch/internal/regtest"
 	"github.com/tagwatch/tagwatch/internal/storetest"
+	"github.com/tagwatch/tagwatch/internal/watchtest"
 	"github.com/tagwatch/tagwatch/metrics"
-	"github.com/tagwatch/tagwatch/registries"
 	"github.com/tagwatch/tagwatch/store"
 	"github.com/tagwatch/tagwatch/watcher"
 )
@@ -26,34 +26,17 @@ func TestWatcherMetrics(t *testing.T) {
 	reg.Push(t, "team/web:1.0.0", regtest.Image(t, name+"web"))
 	dockertest.Pull(t, host, web)
 	dockertest.Create(t, host, name, web, nil)
-	listed, err := registries.ParseImage(reg.Ref("team/listed:1.0.0"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	listed := reg.Ref("team/listed:1.0.0")
 	reg.Push(t, "team/listed:1.0.0", regtest.Image(t, name+"listed"))
 
 	proxy := dockertest.NewProxy(t, host)
 	src := &watcher.DockerSource{Watcher: "nas", Host: proxy.Host, WatchByDefault: true, WatchStopped: true}
 	t.Cleanup(func() { src.Close() })
 	st := storetest.Open(t)
-	set, err := registries.NewSet(registries.DefaultCatalog(), nil, registries.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
 	var d *watcher.Daemon
-	m := metrics.New(metrics.Options{Store: st, Log: log, Watchers: func() []store.WatcherState { return d.Watchers() }})
-	d = &watcher.Daemon{
-		Sources: []watcher.Scheduled{
-			{Source: src},
-			{Source: watcher.StaticSource{Images: []watcher.StaticImage{{Image: listed}}}},
-		},
-		Checker:  &watcher.Checker{Registries: func() *registries.Set { return set }},
-		Store:    st,
-		Log:      log,
-		Platform: regtest.Platform("linux/amd64"),
-		OnCycle:  m.ObserveCycle,
-	}
+	m := metrics.New(metrics.Options{Store: st, Log: slog.New(slog.DiscardHandler), Watchers: func() []store.WatcherState { return d.Watchers() }})
+	d = watchtest.Daemon(t, st, src, watcher.StaticSource{Images: watchtest.Images(t, listed)})
+	d.OnCycle = m.ObserveCycle
 	ctx := context.Background()
 	before := time.Now()
 	d.RunCycle(ctx, d.Sources)
@@ -79,7 +62,7 @@ func TestWatcherMetrics(t *testing.T) {
 		t.Errorf("web's update where it runs = %v", v)
 	}
 	if v := value(t, fams, "tagwatch_update_available_where", "watcher", "config", "kind", "config", "place", "",
-		"reference", listed.String(), "update", "major", "latest_tag", "2.0.0"); v != 1 {
+		"reference", listed, "update", "major", "latest_tag", "2.0.0"); v != 1 {
 		t.Errorf("the config list's update = %v", v)
 	}
 

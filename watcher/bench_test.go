@@ -3,8 +3,6 @@ package watcher_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,6 +13,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/tagwatch/tagwatch/internal/regtest"
+	"github.com/tagwatch/tagwatch/internal/storetest"
+	"github.com/tagwatch/tagwatch/internal/watchtest"
 	"github.com/tagwatch/tagwatch/registries"
 	"github.com/tagwatch/tagwatch/store"
 	"github.com/tagwatch/tagwatch/watcher"
@@ -71,13 +71,7 @@ func BenchmarkCycle(b *testing.B) {
 			b.Fatal(err)
 		}
 		tokensBefore := reg.Issuer.Requests()
-		d := &watcher.Daemon{
-			Sources:  []watcher.Scheduled{{Source: watcher.StaticSource{Images: imgs}}},
-			Checker:  &watcher.Checker{Registries: func() *registries.Set { return set }},
-			Store:    st,
-			Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-			Platform: regtest.Platform("linux/amd64"),
-		}
+		d := watchtest.DaemonOn(st, set, watcher.StaticSource{Images: imgs})
 		start := time.Now()
 		rep := d.RunCycle(context.Background(), d.Sources)
 		cycle = time.Since(start)
@@ -131,32 +125,19 @@ func BenchmarkListedDigests(b *testing.B) {
 	const repos = 200
 	reg := regtest.Start(b, regtest.Options{})
 	both := []v1.Platform{regtest.Platform("linux/amd64"), regtest.Platform("linux/arm64")}
-	var imgs []watcher.StaticImage
+	var refs []string
 	for r := range repos {
 		repo := fmt.Sprintf("bench/app%03d", r)
 		reg.PushIndex(b, repo+":latest", regtest.IndexOf(b, both, []string{repo + "a", repo + "r"}))
-		img, err := registries.ParseImage(reg.Host + "/" + repo + ":latest")
-		if err != nil {
-			b.Fatal(err)
-		}
-		imgs = append(imgs, watcher.StaticImage{Image: img})
+		refs = append(refs, reg.Ref(repo+":latest"))
 	}
-	st, err := store.Open(filepath.Join(b.TempDir(), "tagwatch.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
+	imgs := watchtest.Images(b, refs...)
+	st := storetest.Open(b)
 	set, err := registries.NewSet(registries.DefaultCatalog(), nil, registries.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	d := &watcher.Daemon{
-		Sources:  []watcher.Scheduled{{Source: watcher.StaticSource{Images: imgs}}},
-		Checker:  &watcher.Checker{Registries: func() *registries.Set { return set }},
-		Store:    st,
-		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Platform: regtest.Platform("linux/amd64"),
-	}
+	d := watchtest.DaemonOn(st, set, watcher.StaticSource{Images: imgs})
 	ctx := context.Background()
 	d.RunCycle(ctx, d.Sources) // the baselines
 	for r := 0; r < repos; r += 2 {

@@ -1,10 +1,16 @@
 package watcher_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -161,4 +167,91 @@ func index(t *testing.T, amd64, arm64 v1.Image) v1.ImageIndex {
 			MediaType: types.DockerManifestSchema2, Platform: &v1.Platform{OS: "linux", Architecture: arch}}}
 	}
 	return mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.DockerManifestList), add(amd64, "amd64"), add(arm64, "arm64"))
+}
+
+// TestPodmanBadAnswers: a podman watcher whose engine answers the libpod
+// listing with something that is not one. A Docker engine (real, on its
+// private socket) has no libpod API; a hostile or broken engine on loopback
+// answers the Docker-compatible listing but sends garbage, or more than a
+// listing could ever be, for the libpod one. Each fails the listing with an
+// error naming the watcher, its host and the call, and the huge answer is
+// not read past its cap.
+func TestPodmanBadAnswers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	list := func(t *testing.T, host string) error {
+		t.Helper()
+		src := &watcher.DockerSource{Watcher: "pods", Engine: watcher.KindPodman, Host: host, WatchByDefault: true}
+		defer src.Close()
+		found, err := src.List(ctx)
+		var bad watcher.ContainerErrors
+		if found != nil || err == nil || errors.As(err, &bad) {
+			t.Fatalf("List = %v, %v; want the listing to fail", found, err)
+		}
+		if want := "watcher pods (" + host + "): listing pods' containers: libpod /containers/json"; !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+		return err
+	}
+
+	t.Run("a Docker engine", func(t *testing.T) {
+		err := list(t, dockertest.Host(t))
+		if !strings.Contains(err.Error(), "404 Not Found: is this Podman (4.0 or newer)? A Docker engine is kind docker") {
+			t.Errorf("error %q does not say the engine may not be Podman", err)
+		}
+	})
+
+	// engine answers the Docker-compatible API as an empty Podman would,
+	// and the libpod listing with libpod.
+	engine := func(t *testing.T, libpod http.HandlerFunc) string {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch {
+			case strings.HasSuffix(r.URL.Path, "/_ping"):
+				w.Header().Set("Api-Version", "1.41")
+				w.Write([]byte("OK"))
+			case strings.Contains(r.URL.Path, "/libpod/containers/json"):
+				libpod(w, r)
+			case strings.HasSuffix(r.URL.Path, "/containers/json"):
+				w.Header().Set("Content-Type", "application/json")
+				w.Write([]byte("[]"))
+			default:
+				http.NotFound(w, r)
+			}
+		}))
+		t.Cleanup(srv.Close)
+		return "tcp://" + strings.TrimPrefix(srv.URL, "http://")
+	}
+
+	t.Run("not JSON", func(t *testing.T) {
+		host := engine(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte("<html>502 Bad Gateway</html>"))
+		})
+		if err := list(t, host); !strings.Contains(err.Error(), "invalid character '<'") {
+			t.Errorf("error %q does not say what was wrong with the answer", err)
+		}
+	})
+
+	t.Run("huge", func(t *testing.T) {
+		var sent atomic.Int64
+		host := engine(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte("["))
+			chunk := bytes.Repeat([]byte(" "), 1<<20)
+			for range 1 << 10 { // 1 GiB, unless the reader hangs up
+				n, err := w.Write(chunk)
+				sent.Add(int64(n))
+				if err != nil {
+					return
+				}
+			}
+		})
+		err := list(t, host)
+		if !strings.Contains(err.Error(), "answer larger than 64 MB") {
+			t.Errorf("error %q does not say the answer was too large", err)
+		}
+		if n := sent.Load(); n > 256<<20 {
+			t.Errorf("the engine sent %d MB before the watcher hung up", n>>20)
+		}
+	})
 }

@@ -351,13 +351,6 @@ func (c *Cluster) Pod(t testing.TB, pod *corev1.Pod, phase corev1.PodPhase, imag
 	return updated
 }
 
-// Log is the end of the apiserver's log, for a failing test's message.
-func (c *Cluster) Log() string {
-	b, _ := os.ReadFile(filepath.Join(c.Dir, "apiserver.log"))
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	return strings.Join(lines[max(0, len(lines)-30):], "\n")
-}
-
 // supervise starts bin under a shell that stops it when this process ends,
 // however it ends: its stdin is the lifeline (as in internal/dockertest).
 // With clean, dir is removed once bin has stopped (etcd's supervisor: the
