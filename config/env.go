@@ -189,6 +189,10 @@ func (c *Config) applyEnv(env *Env, cat registries.Catalog) error {
 		case name == "PLATFORM":
 			c.Platform = val
 			c.where["platform"] = origin
+		case name == "SECRET_KEY":
+			// The store's key: cmd/tagwatch reads it through Lookup and
+			// checks its format where the store opens with it, which says
+			// what a key must look like.
 		case commandLine[name] != nil:
 			// Read by the command line (its flags' defaults); checked here so
 			// that config validate reports them with the rest.
@@ -204,11 +208,8 @@ func (c *Config) applyEnv(env *Env, cat registries.Catalog) error {
 
 // commandLine checks the variables the command line reads for its flags.
 var commandLine = map[string]func(string) error{
-	// The store's key: its format is checked where the store opens with it
-	// (cmd/tagwatch/store.go), which says what a key must look like.
-	"SECRET_KEY": func(string) error { return nil },
-	"CONFIG":     onePath,
-	"DATA":       onePath,
+	"CONFIG": onePath,
+	"DATA":   onePath,
 	"LOG_FORMAT": func(v string) error {
 		if v != "text" && v != "json" {
 			return fmt.Errorf("%q: want text or json", v)

@@ -66,9 +66,13 @@ func (c *Config) setLimit(origin Origin, key, val string) error {
 	if !ok {
 		return &Error{origin, field, "is not a limits setting (" + strings.Join(LimitKeys(), ", ") + ")"}
 	}
-	if err := set(&c.Limits, strings.TrimSpace(val)); err != nil {
+	// A value that does not parse leaves the limit as it was: validateLimits
+	// must not then report a 0s deadline nobody wrote.
+	l := c.Limits
+	if err := set(&l, strings.TrimSpace(val)); err != nil {
 		return &Error{origin, field, err.Error()}
 	}
+	c.Limits = l
 	c.where[field] = origin
 	return nil
 }

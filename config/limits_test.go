@@ -109,3 +109,28 @@ func TestLimits(t *testing.T) {
 		})
 	}
 }
+
+// TestBadLimitAloneIsReported: a limit that does not parse keeps its
+// default, so the admin reads one error about it, not a second one about a
+// 0s deadline nobody wrote.
+func TestBadLimitAloneIsReported(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		body string
+		env  []string
+	}{
+		{"image in the file", "limits:\n  image: soon\n", nil},
+		{"cycle in the file", "limits:\n  cycle: -3m\n", nil},
+		{"image from the environment", "", []string{"TAGWATCH_LIMITS_IMAGE=soon"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := loadError(t, tt.body, tt.env)
+			if errs := config.Errors(err); len(errs) != 1 {
+				t.Errorf("%d errors, want the one about the value written:\n%v", len(errs), err)
+			}
+			if strings.Contains(err.Error(), "shorter than") {
+				t.Errorf("a deadline that did not parse was compared as 0s:\n%v", err)
+			}
+		})
+	}
+}

@@ -564,3 +564,34 @@ func TestTemplates(t *testing.T) {
 		t.Errorf("plain body %q, want %q", m["body"], want)
 	}
 }
+
+// TestDeliveryFollowsNoRedirect: a webhook receiver that answers a delivery
+// with a redirect to another server (a hijacked or mistyped url) gets no
+// second request there: the body and the url's credentials go to the url
+// configured, nowhere else, and the failure says why without the password.
+func TestDeliveryFollowsNoRedirect(t *testing.T) {
+	elsewhere := newReceiver(t, nil)
+	for _, status := range []int{http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, _ int) {
+				http.Redirect(w, r, elsewhere.URL+"/collect", status)
+			})
+			o := fast(nil)
+			o.RetryFor = 200 * time.Millisecond
+			url := strings.Replace(rc.URL, "http://", "http://u:hunter2secret@", 1) + "/hook"
+			n := start(t, openStore(t, ""), map[string]map[string]string{"hook": {"url": url, "type": "webhook"}}, o)
+			hook(n)(watcher.CycleReport{Updates: []store.HistoryEntry{update("docker.io/library/nginx:1.26.0", "minor", "1.26.0", "1.27.0")}})
+			st := waitStatus(t, n, func(s notify.Status) bool { return s.Failed == 1 })
+			if got := rc.all(); len(got) == 0 || got[0].Header.Get("Authorization") == "" {
+				t.Fatalf("the configured receiver got %d requests, the first without its credentials", len(got))
+			}
+			if elsewhere.count() != 0 {
+				t.Errorf("the redirect was followed: %+v", elsewhere.all())
+			}
+			wantContains(t, "last error", st.LastError, fmt.Sprintf("answered %d %s, a redirect tagwatch does not follow", status, http.StatusText(status)))
+			if strings.Contains(st.LastError, "hunter2secret") {
+				t.Errorf("the last error holds the password: %s", st.LastError)
+			}
+		})
+	}
+}

@@ -146,19 +146,28 @@ func writeTemp(path string, k Key) (string, error) {
 	name := f.Name()
 	err = f.Chmod(0o600)
 	if err == nil {
-		_, err = f.WriteString(k.Encode() + "\n")
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
+		err = writeKey(f, k)
+	} else {
+		f.Close()
 	}
 	if err != nil {
 		os.Remove(name)
 		return "", fmt.Errorf("secret key file %s: %w", path, err)
 	}
 	return name, nil
+}
+
+// writeKey writes k to the new file f as key files hold it, syncs and
+// closes f: a key file is either whole on disk or an error.
+func writeKey(f *os.File, k Key) error {
+	_, err := f.WriteString(k.Encode() + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // loadOrCreateKeyFile reads the key file at path, or creates it with a new
@@ -198,14 +207,7 @@ func loadOrCreateKeyFile(path string) (k Key, created bool, err error) {
 		if err != nil {
 			return Key{}, false, fmt.Errorf("secret key file %s: %w", path, err)
 		}
-		_, err = f.WriteString(k.Encode() + "\n")
-		if err == nil {
-			err = f.Sync()
-		}
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
+		if err := writeKey(f, k); err != nil {
 			os.Remove(path)
 			return Key{}, false, fmt.Errorf("secret key file %s: %w", path, err)
 		}

@@ -161,7 +161,7 @@ func RotateKey(path string, next *Key, opts ...Option) (Rotation, error) {
 		}
 	}
 
-	s, err := Open(path, append(opts, WithExtraKey(newKey))...)
+	s, err := Open(path, append(opts, withExtraKey(newKey))...)
 	if err != nil {
 		undo()
 		return Rotation{}, fmt.Errorf("rotate key: %w", err)

@@ -100,9 +100,9 @@ func WithKey(k Key, from string) Option {
 	}
 }
 
-// WithExtraKey also decrypts secrets encrypted with k; it never encrypts
+// withExtraKey also decrypts secrets encrypted with k; it never encrypts
 // with it. RotateKey uses it to resume an interrupted rotation.
-func WithExtraKey(k Key) Option {
+func withExtraKey(k Key) Option {
 	return func(o *options) { o.extra = append(o.extra, k) }
 }
 

@@ -135,8 +135,12 @@ Flags:
 	if err != nil {
 		errs = append(errs, placeErrs(cfg, err))
 	}
-	if _, err := secretKey(environ); err != nil {
-		errs = append(errs, err)
+	// LoadAll has reported the variables that could not be read; secretKey
+	// adds whether what they hold is a key.
+	if config.ReadEnv(environ).Err("SECRET_KEY") == nil {
+		if _, err := secretKey(environ); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		printErrs(stderr, err)

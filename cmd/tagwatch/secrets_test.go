@@ -388,3 +388,34 @@ func TestServeSecretKeyFromEnvironment(t *testing.T) {
 		t.Errorf("config validate with a good key: exit %d\n%s%s", code, out, errOut)
 	}
 }
+
+// TestConfigValidateSecretKeyOnce: config validate reports each problem of
+// the key's variables once, under the setting's name (there is no
+// --secret-key flag), as serve and store rotate-key do.
+func TestConfigValidateSecretKeyOnce(t *testing.T) {
+	dir := t.TempDir()
+	k, _ := store.NewKey()
+	keyFile := filepath.Join(dir, "key")
+	if err := store.WriteKeyFile(keyFile, k); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		env  []string
+		want string
+	}{
+		{[]string{"TAGWATCH_SECRET_KEY=" + k.Encode(), "TAGWATCH_SECRET_KEY_FILE=" + keyFile},
+			"environment TAGWATCH_SECRET_KEY_FILE: secret_key: TAGWATCH_SECRET_KEY is set too: set only one of them"},
+		{[]string{"TAGWATCH_SECRET_KEY_FILE=" + filepath.Join(dir, "missing")},
+			"environment TAGWATCH_SECRET_KEY_FILE: secret_key: reading the file it names: open " + filepath.Join(dir, "missing")},
+	} {
+		for _, cmd := range [][]string{{"config", "validate"}, {"store", "rotate-key", "--data", filepath.Join(t.TempDir(), "x.db")}} {
+			_, errOut, code := tagwatch(t, tc.env, cmd...)
+			if code != exitUsage || !strings.Contains(errOut, tc.want) {
+				t.Errorf("%v with %v: exit %d, want 2 and %q\n%s", cmd, tc.env, code, tc.want, errOut)
+			}
+			if n := strings.Count(errOut, "\n"); n != 1 {
+				t.Errorf("%v with %v: %d lines, want the one error:\n%s", cmd, tc.env, n, errOut)
+			}
+		}
+	}
+}

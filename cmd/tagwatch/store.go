@@ -47,30 +47,27 @@ func runStore(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 }
 
 // secretKey reads the store's key from TAGWATCH_SECRET_KEY or
-// TAGWATCH_SECRET_KEY_FILE (a compose secret, a systemd credential). With
+// TAGWATCH_SECRET_KEY_FILE (a compose secret, a systemd credential), read
+// as config reads every NAME/NAME_FILE pair (it refuses both). With
 // neither, opts is empty and the store uses (and on first start makes) the
 // key file beside it.
 func secretKey(environ []string) (opts []store.Option, err error) {
-	val := envOr(environ, store.KeyEnv, "")
-	file := envOr(environ, store.KeyFileEnv, "")
-	switch {
-	case val != "" && file != "":
-		return nil, &config.Error{Origin: config.Origin{Env: store.KeyFileEnv}, Field: "secret_key",
-			Msg: "set " + store.KeyEnv + " or " + store.KeyFileEnv + ", not both"}
-	case val != "":
-		k, err := store.ParseKey(val)
-		if err != nil {
-			return nil, &config.Error{Origin: config.Origin{Env: store.KeyEnv}, Field: "secret_key", Msg: err.Error()}
-		}
-		return []store.Option{store.WithKey(k, "environment "+store.KeyEnv)}, nil
-	case file != "":
-		k, err := store.ReadKeyFile(file)
-		if err != nil {
-			return nil, &config.Error{Origin: config.Origin{Env: store.KeyFileEnv}, Field: "secret_key", Msg: err.Error()}
-		}
-		return []store.Option{store.WithKey(k, file+" ("+store.KeyFileEnv+")")}, nil
+	env := config.ReadEnv(environ)
+	if err := env.Err("SECRET_KEY"); err != nil {
+		return nil, err
 	}
-	return nil, nil
+	val, origin, ok := env.Lookup("SECRET_KEY")
+	if !ok {
+		return nil, nil
+	}
+	k, err := store.ParseKey(val)
+	if err != nil {
+		return nil, &config.Error{Origin: origin, Field: "secret_key", Msg: err.Error()}
+	}
+	if origin.Env == store.KeyFileEnv {
+		return []store.Option{store.WithKey(k, envOr(environ, store.KeyFileEnv, "")+" ("+store.KeyFileEnv+")")}, nil
+	}
+	return []store.Option{store.WithKey(k, "environment "+store.KeyEnv)}, nil
 }
 
 func runStoreRotateKey(args, environ []string, stdout, stderr io.Writer) int {
