@@ -53,6 +53,8 @@ func image(t *testing.T, ref string) registries.Image {
 	return img
 }
 
+// ctx is a generous deadline that only stops a test whose bound does not
+// work: the bounds under test (a request's, an image's) are far shorter.
 func ctx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	t.Cleanup(cancel)
