@@ -245,6 +245,40 @@ func TestCredentialCallsAreBounded(t *testing.T) {
 	}
 }
 
+// TestSlowTokenServer: the token server a registry's challenge names is
+// bounded like the registry itself, its body included, and the error says
+// the wait was for the registry's token server without quoting that
+// server's address (the registry chose it, tagwatch did not). The registry
+// is a real token-auth one whose challenge names a server that sends its
+// token a byte a second.
+func TestSlowTokenServer(t *testing.T) {
+	integration(t)
+	reg := regtest.Start(t, regtest.Options{Users: map[string]string{"alice": "pw"}, Token: true})
+	reg.Push(t, "team/app:1.0.0", regtest.Image(t, "slow-token"))
+	slow := regtest.StartHostile(t, regtest.SlowBody)
+	front := reg.Front(t, regtest.FrontOptions{Realm: slow.URL + "/token"})
+	in := limited(t, registries.DefaultCatalog(), "custom",
+		registries.Values{"url": front.URL, "login": "alice", "password": "pw"}, registries.Limits{Request: time.Second})
+	start := time.Now()
+	_, err := in.Tags(ctx(t), image(t, front.Host+"/team/app:1.0.0"))
+	t.Logf("after %v: %v", time.Since(start).Round(time.Millisecond), err)
+	if err == nil {
+		t.Fatal("a token that never finished arriving gave tags")
+	}
+	wantErrContains(t, err, "Timed out after 1s waiting for the token server of "+front.Host+" (custom.hostile).",
+		"of the body arrived within the 1s request deadline (limits.request)")
+	if strings.Contains(err.Error(), slow.Host) || strings.Contains(registries.Explain(err).Reason, slow.Host) {
+		t.Errorf("the error quotes the token server's address %s, which the registry chose", slow.Host)
+	}
+	var rte *registries.RequestTimeoutError
+	if !errors.As(err, &rte) || rte.Host != slow.Host {
+		t.Errorf("error %#v is not the deadline of the request to the token server %s", rte, slow.Host)
+	}
+	if n := slow.Requests("other"); n == 0 {
+		t.Error("the token server was never asked: the challenge did not name it")
+	}
+}
+
 // TestConnectionsAreReused: ending each request's deadline when its body is
 // read must not cost the keep-alive connection: many calls on one registry
 // (go-containerregistry's in-process one) use one connection.
