@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -514,8 +515,9 @@ func (c *pingCache) put(r *http.Request, res *http.Response) (*http.Response, er
 // steering tokens requests into the local network. A registry that is
 // itself private is already in that network, so its realm is renamed to an
 // alias hostname go-containerregistry accepts, and requests to the alias go
-// to the real address. A public registry's private realm is left alone and
-// still refused.
+// to the real address. A public registry's private realm, and any
+// registry's link-local or cloud metadata realm (BlockedIP), are left alone
+// and still refused.
 type realmAliases struct {
 	mu      sync.Mutex
 	byAlias map[string]string
@@ -546,7 +548,14 @@ func (a *realmAliases) rewrite(registryHost string, h http.Header) {
 		challenges[i] = bearerRealm.ReplaceAllStringFunc(c, func(m string) string {
 			parts := bearerRealm.FindStringSubmatch(m)
 			u, err := url.Parse(parts[2])
-			if err != nil || u.Host == registryHost || net.ParseIP(u.Hostname()) == nil || !privateHost(u.Host) {
+			if err != nil || u.Host == registryHost || !privateHost(u.Host) {
+				return m
+			}
+			// A link-local or metadata address stays refused: AWS's
+			// metadata service answers with a "Token" (the instance
+			// role's) that go-containerregistry would take for the
+			// registry's and send to it.
+			if ip, err := netip.ParseAddr(u.Hostname()); err != nil || BlockedIP(ip) {
 				return m
 			}
 			u.Host = a.alias(u.Host)
