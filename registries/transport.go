@@ -585,9 +585,7 @@ func (a *realmAliases) alias(real string) string {
 // privateHost reports whether host (with or without a port) is localhost or
 // a loopback, private or link-local IP address.
 func privateHost(host string) bool {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
+	host = hostname(host) // an IPv6 address without a port keeps its brackets
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}
