@@ -40,12 +40,28 @@ func limited(t *testing.T, cat registries.Catalog, kind string, vals registries.
 	return in
 }
 
-// safety is a generous deadline that only stops a test whose bound does not
-// work; the bounds under test are all far shorter.
-func safety(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
+// inProcess starts go-containerregistry's in-process registry, holding a
+// random image at team/app:1.0.0, and returns its URL and host. connState,
+// when set, sees its connections.
+func inProcess(t *testing.T, connState func(net.Conn, http.ConnState)) (srvURL, host string) {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	srv.Config.ConnState = connState
+	srv.Start()
+	t.Cleanup(srv.Close)
+	host = strings.TrimPrefix(srv.URL, "http://")
+	img, err := random.Image(256, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.ParseReference(host + "/team/app:1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	return srv.URL, host
 }
 
 func TestHostileTagLists(t *testing.T) {
@@ -92,7 +108,7 @@ func TestHostileTagLists(t *testing.T) {
 			}
 			in := limited(t, registries.DefaultCatalog(), "custom", registries.Values{"url": h.URL}, l)
 			start := time.Now()
-			tags, err := in.Tags(safety(t), image(t, h.Host+"/team/app:1.0.0"))
+			tags, err := in.Tags(ctx(t), image(t, h.Host+"/team/app:1.0.0"))
 			took := time.Since(start)
 			if err == nil {
 				t.Fatalf("%d tags and no error", len(tags))
@@ -137,12 +153,12 @@ func TestTagListBudgetSpansPages(t *testing.T) {
 	host := strings.TrimPrefix(proxy.URL, "http://")
 
 	in := limited(t, registries.DefaultCatalog(), "custom", registries.Values{"url": proxy.URL}, registries.Limits{TagListBytes: 700})
-	_, err := in.Tags(safety(t), image(t, host+"/team/app:1.0.0"))
+	_, err := in.Tags(ctx(t), image(t, host+"/team/app:1.0.0"))
 	wantErrContains(t, err, "the tag list of team/app exceeds 700 B (limits.taglist); stopped reading at page 5")
 
 	// The same list with room for it reads whole.
 	in = limited(t, registries.DefaultCatalog(), "custom", registries.Values{"url": proxy.URL}, registries.Limits{TagListBytes: 64 << 10})
-	all, err := in.Tags(safety(t), image(t, host+"/team/app:1.0.0"))
+	all, err := in.Tags(ctx(t), image(t, host+"/team/app:1.0.0"))
 	if err != nil || len(all) != 61 {
 		t.Fatalf("%d tags, %v; want 61", len(all), err)
 	}
@@ -158,10 +174,10 @@ func TestTooManyRequestsForever(t *testing.T) {
 	h := regtest.StartHostile(t, regtest.TooManyRequests)
 	in := limited(t, registries.DefaultCatalog(), "custom", registries.Values{"url": h.URL}, registries.Limits{Request: time.Second})
 	deadline := errors.New("the test's 3s deadline passed")
-	ctx, cancel := context.WithTimeoutCause(safety(t), 3*time.Second, deadline)
+	short, cancel := context.WithTimeoutCause(ctx(t), 3*time.Second, deadline)
 	defer cancel()
 	start := time.Now()
-	_, err := in.Tags(ctx, image(t, h.Host+"/team/app:1.0.0"))
+	_, err := in.Tags(short, image(t, h.Host+"/team/app:1.0.0"))
 	t.Logf("after %v: %v", time.Since(start).Round(time.Millisecond), err)
 	wantErrContains(t, err, h.Host+" kept answering 429 Too Many Requests", "times in a row); gave up waiting: the test's 3s deadline passed (custom.hostile)")
 	if p := registries.Explain(err); p.Class != registries.ClassRateLimited || p.Status != http.StatusTooManyRequests {
@@ -181,7 +197,7 @@ func TestManifestCap(t *testing.T) {
 	t.Parallel()
 	h := regtest.StartHostile(t, regtest.HugeManifest)
 	in := limited(t, registries.DefaultCatalog(), "custom", registries.Values{"url": h.URL}, registries.Limits{})
-	_, err := in.PlatformDigest(safety(t), image(t, h.Host+"/team/app:1.0.0"),
+	_, err := in.PlatformDigest(ctx(t), image(t, h.Host+"/team/app:1.0.0"),
 		"sha256:0000000000000000000000000000000000000000000000000000000000000000", regtest.Platform("linux/amd64"))
 	wantErrContains(t, err, h.Host+": the answer to /v2/team/app/manifests/sha256:", "exceeds 4 MiB; no registry answer is that large (custom.hostile)")
 	var bl *registries.BodyLimitError
@@ -215,7 +231,7 @@ func TestCredentialCallsAreBounded(t *testing.T) {
 		t.Run(tt.kind, func(t *testing.T) {
 			in := limited(t, tt.cat, tt.kind, tt.vals, registries.Limits{Request: 2 * time.Second})
 			start := time.Now()
-			_, err := in.Tags(safety(t), image(t, reg.Host+"/team/app:1.0.0"))
+			_, err := in.Tags(ctx(t), image(t, reg.Host+"/team/app:1.0.0"))
 			t.Logf("after %v: %v", time.Since(start).Round(time.Millisecond), err)
 			// The SDK's call is the one that timed out (its server is not
 			// named: Explain does not quote a credential service's host).
@@ -229,36 +245,55 @@ func TestCredentialCallsAreBounded(t *testing.T) {
 	}
 }
 
+// TestSlowTokenServer: the token server a registry's challenge names is
+// bounded like the registry itself, its body included, and the error says
+// the wait was for the registry's token server without quoting that
+// server's address (the registry chose it, tagwatch did not). The registry
+// is a real token-auth one whose challenge names a server that sends its
+// token a byte a second.
+func TestSlowTokenServer(t *testing.T) {
+	integration(t)
+	reg := regtest.Start(t, regtest.Options{Users: map[string]string{"alice": "pw"}, Token: true})
+	reg.Push(t, "team/app:1.0.0", regtest.Image(t, "slow-token"))
+	slow := regtest.StartHostile(t, regtest.SlowBody)
+	front := reg.Front(t, regtest.FrontOptions{Realm: slow.URL + "/token"})
+	in := limited(t, registries.DefaultCatalog(), "custom",
+		registries.Values{"url": front.URL, "login": "alice", "password": "pw"}, registries.Limits{Request: time.Second})
+	start := time.Now()
+	_, err := in.Tags(ctx(t), image(t, front.Host+"/team/app:1.0.0"))
+	t.Logf("after %v: %v", time.Since(start).Round(time.Millisecond), err)
+	if err == nil {
+		t.Fatal("a token that never finished arriving gave tags")
+	}
+	wantErrContains(t, err, "Timed out after 1s waiting for the token server of "+front.Host+" (custom.hostile).",
+		"of the body arrived within the 1s request deadline (limits.request)")
+	if strings.Contains(err.Error(), slow.Host) || strings.Contains(registries.Explain(err).Reason, slow.Host) {
+		t.Errorf("the error quotes the token server's address %s, which the registry chose", slow.Host)
+	}
+	var rte *registries.RequestTimeoutError
+	if !errors.As(err, &rte) || rte.Host != slow.Host {
+		t.Errorf("error %#v is not the deadline of the request to the token server %s", rte, slow.Host)
+	}
+	if n := slow.Requests("other"); n == 0 {
+		t.Error("the token server was never asked: the challenge did not name it")
+	}
+}
+
 // TestConnectionsAreReused: ending each request's deadline when its body is
 // read must not cost the keep-alive connection: many calls on one registry
 // (go-containerregistry's in-process one) use one connection.
 func TestConnectionsAreReused(t *testing.T) {
 	t.Parallel()
 	var conns atomic.Int64
-	srv := httptest.NewUnstartedServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+	srvURL, host := inProcess(t, func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
 			conns.Add(1)
 		}
-	}
-	srv.Start()
-	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
-	img, err := random.Image(256, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := name.ParseReference(host + "/team/app:1.0.0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(ref, img); err != nil {
-		t.Fatal(err)
-	}
-	in := limited(t, registries.DefaultCatalog(), "custom", registries.Values{"url": srv.URL}, registries.Limits{Request: 5 * time.Second})
+	})
+	in := limited(t, registries.DefaultCatalog(), "custom", registries.Values{"url": srvURL}, registries.Limits{Request: 5 * time.Second})
 	before := conns.Load()
 	for range 20 {
-		if _, _, err := check(safety(t), in, image(t, host+"/team/app:1.0.0")); err != nil {
+		if _, _, err := check(ctx(t), in, image(t, host+"/team/app:1.0.0")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -299,7 +334,7 @@ func TestRequestDeadlineThroughProxy(t *testing.T) {
 	in := limited(t, registries.DefaultCatalog(), "custom",
 		registries.Values{"url": "http://registry.test:5000", "proxy": proxy.URL}, registries.Limits{Request: time.Second})
 	start := time.Now()
-	_, err := in.Tags(safety(t), image(t, "registry.test:5000/team/app:1.0.0"))
+	_, err := in.Tags(ctx(t), image(t, "registry.test:5000/team/app:1.0.0"))
 	t.Logf("after %v: %v", time.Since(start).Round(time.Millisecond), err)
 	if err == nil {
 		t.Fatal("a stalled proxy gave an answer")
@@ -318,24 +353,11 @@ func TestRequestDeadlineThroughProxy(t *testing.T) {
 // read as that, however a call failed (a cap, a deadline).
 func TestOnlyA404IsNotFound(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
-	img, err := random.Image(256, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := name.ParseReference(host + "/team/app:1.0.0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(ref, img); err != nil {
-		t.Fatal(err)
-	}
+	srvURL, host := inProcess(t, nil)
 	gone := "sha256:" + strings.Repeat("0", 64)
 	plat := regtest.Platform("linux/amd64")
-	in := limited(t, registries.DefaultCatalog(), "custom", registries.Values{"url": srv.URL}, registries.Limits{Request: 5 * time.Second})
-	_, err = in.PlatformDigest(safety(t), image(t, host+"/team/app:1.0.0"), gone, plat)
+	in := limited(t, registries.DefaultCatalog(), "custom", registries.Values{"url": srvURL}, registries.Limits{Request: 5 * time.Second})
+	_, err := in.PlatformDigest(ctx(t), image(t, host+"/team/app:1.0.0"), gone, plat)
 	if !errors.Is(err, registries.ErrNotFound) || registries.Explain(err).Class != registries.ClassNotFound {
 		t.Errorf("a manifest the registry does not have: %v; want ErrNotFound", err)
 	}
@@ -346,7 +368,7 @@ func TestOnlyA404IsNotFound(t *testing.T) {
 	for _, m := range []regtest.Misbehaviour{regtest.HugeManifest, regtest.SlowBody} {
 		h := regtest.StartHostile(t, m)
 		in := limited(t, registries.DefaultCatalog(), "custom", registries.Values{"url": h.URL}, registries.Limits{Request: time.Second})
-		_, err := in.PlatformDigest(safety(t), image(t, h.Host+"/team/app:1.0.0"), gone, plat)
+		_, err := in.PlatformDigest(ctx(t), image(t, h.Host+"/team/app:1.0.0"), gone, plat)
 		if err == nil || errors.Is(err, registries.ErrNotFound) {
 			t.Errorf("%s: %v; want an error that is not ErrNotFound", m, err)
 		}

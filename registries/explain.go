@@ -293,6 +293,12 @@ func (e *CallError) classifyCause() Problem {
 		// go-containerregistry's own refusal of a redirect into a private network.
 		return Problem{Class: ClassBlocked, Reason: fmt.Sprintf("Refused: %s redirected tagwatch to a private or link-local address (%s).", e.Host, e.Instance)}
 	}
+	if msg := err.Error(); strings.Contains(msg, "invalid realm in www-authenticate") && strings.Contains(msg, "private or link-local address") {
+		// go-containerregistry's refusal of a challenge's token server:
+		// a public registry's on a private address, or any registry's on
+		// a link-local or cloud metadata one (realmAliases).
+		return Problem{Class: ClassBlocked, Reason: fmt.Sprintf("Refused: %s named a token server on a private, link-local or cloud metadata address, which tagwatch does not send credentials to (%s).", e.Host, e.Instance)}
+	}
 	var te *transport.Error
 	if errors.As(err, &te) {
 		scheme := "https"

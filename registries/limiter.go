@@ -87,10 +87,9 @@ type Limiter struct {
 	limit     float64
 	slowStart bool
 	inFlight  int
-	queued    int // Acquire calls waiting
 	pending   int // admitted checks that have not yet asked for a request
 	peak      int
-	waiters   []*waiter
+	waiters   []*waiter     // Acquire calls waiting for room, oldest first
 	changed   chan struct{} // closed and replaced when there may be room
 
 	lastUsed   time.Time
@@ -210,7 +209,7 @@ func (l *Limiter) acquire(ctx context.Context) (*Slot, error) {
 	tk, _ := ctx.Value(ticketKey{}).(*Ticket)
 	l.mu.Lock()
 	now := l.now()
-	if l.inFlight == 0 && l.queued == 0 && !l.lastUsed.IsZero() && now.Sub(l.lastUsed) > idleRestart {
+	if l.inFlight == 0 && len(l.waiters) == 0 && !l.lastUsed.IsZero() && now.Sub(l.lastUsed) > idleRestart {
 		l.restart(now)
 	}
 	l.lastUsed = now
@@ -223,7 +222,6 @@ func (l *Limiter) acquire(ctx context.Context) (*Slot, error) {
 	}
 	w := &waiter{ready: make(chan struct{})}
 	l.waiters = append(l.waiters, w)
-	l.queued++
 	l.mu.Unlock()
 
 	select {
@@ -245,7 +243,6 @@ func (l *Limiter) acquire(ctx context.Context) (*Slot, error) {
 					break
 				}
 			}
-			l.queued--
 			l.signalLocked()
 		}
 		l.mu.Unlock()
@@ -263,7 +260,7 @@ func (l *Limiter) slotLocked(now time.Time) *Slot {
 	}
 	r := l.sending
 	r.sent++
-	if 2*(l.inFlight+l.queued) >= l.room() {
+	if 2*(l.inFlight+len(l.waiters)) >= l.room() {
 		r.busy = true
 	}
 	return &Slot{l: l, sent: now, round: r}
@@ -413,7 +410,6 @@ func (l *Limiter) wakeLocked() {
 	for len(l.waiters) > 0 && l.inFlight < l.room() {
 		w := l.waiters[0]
 		l.waiters = l.waiters[1:]
-		l.queued--
 		l.inFlight++
 		w.granted = true
 		close(w.ready)
@@ -467,7 +463,7 @@ func (t *Ticket) clearLocked(l *Limiter) {
 func (l *Limiter) Admit(ctx context.Context) (*Ticket, error) {
 	for {
 		l.mu.Lock()
-		if l.inFlight+l.queued+l.pending < l.room() {
+		if l.inFlight+len(l.waiters)+l.pending < l.room() {
 			l.pending++
 			l.mu.Unlock()
 			return &Ticket{l: l}, nil

@@ -201,7 +201,7 @@ func TestLimiterQueue(t *testing.T) {
 			order <- i
 			s.Done(OutcomeOK)
 		}()
-		waitFor(t, func() bool { l.mu.Lock(); defer l.mu.Unlock(); return l.queued == i+1 })
+		waitFor(t, func() bool { l.mu.Lock(); defer l.mu.Unlock(); return len(l.waiters) == i+1 })
 	}
 	cause := errors.New("the image's deadline passed")
 	ctx, cancel := context.WithCancelCause(context.Background())
@@ -210,7 +210,7 @@ func TestLimiterQueue(t *testing.T) {
 		_, err := l.Acquire(ctx)
 		gaveUp <- err
 	}()
-	waitFor(t, func() bool { l.mu.Lock(); defer l.mu.Unlock(); return l.queued == 4 })
+	waitFor(t, func() bool { l.mu.Lock(); defer l.mu.Unlock(); return len(l.waiters) == 4 })
 	cancel(cause)
 	if err := <-gaveUp; !errors.Is(err, cause) {
 		t.Fatalf("a request whose context ended in the queue: %v, want its cause", err)
@@ -271,8 +271,8 @@ func TestLimiterAdmit(t *testing.T) {
 	a.Clear() // already taken over: nothing more
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.pending != 0 || l.inFlight != 0 || l.queued != 0 {
-		t.Errorf("after every check: %d pending, %d in flight, %d queued", l.pending, l.inFlight, l.queued)
+	if l.pending != 0 || l.inFlight != 0 || len(l.waiters) != 0 {
+		t.Errorf("after every check: %d pending, %d in flight, %d queued", l.pending, l.inFlight, len(l.waiters))
 	}
 }
 

@@ -14,10 +14,17 @@ func TestRealmAliases(t *testing.T) {
 		{"127.0.0.1:5000", "http://127.0.0.1:5001/token", true},
 		{"192.168.1.10:5050", "https://192.168.1.10/jwt/auth", true},
 		{"localhost:5000", "http://10.0.0.2:8080/token", true},
+		{"[fd00::5]", "http://[fd00::6]:8080/token", true},             // an IPv6 registry on the default port
 		{"127.0.0.1:5000", "http://127.0.0.1:5000/token", false},       // its own host: go-containerregistry allows it
 		{"127.0.0.1:5000", "https://auth.example.com/token", false},    // a name: allowed as is
 		{"registry.example.com", "http://127.0.0.1:5001/token", false}, // a public registry may not reach in
 		{"203.0.113.7:443", "http://192.168.1.1/token", false},
+		// Link-local and cloud metadata addresses stay refused, private
+		// registry or not: AWS's answers there hold the instance role's token.
+		{"127.0.0.1:5000", "http://169.254.169.254/latest/meta-data/iam/security-credentials/role", false},
+		{"192.168.1.10:5000", "http://[fd00:ec2::254]/latest/api/token", false},
+		{"192.168.1.10:5000", "http://[fe80::1]:8080/token", false},
+		{"192.168.1.10:5000", "http://100.100.100.200/latest/meta-data", false},
 	}
 	for _, tt := range tests {
 		var a realmAliases

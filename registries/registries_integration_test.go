@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,6 +54,8 @@ func image(t *testing.T, ref string) registries.Image {
 	return img
 }
 
+// ctx is a generous deadline that only stops a test whose bound does not
+// work: the bounds under test (a request's, an image's) are far shorter.
 func ctx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	t.Cleanup(cancel)
@@ -643,5 +646,48 @@ func TestTokenServerOnAnotherPrivateAddress(t *testing.T) {
 	bad := openInstance(t, "custom", "bad", registries.Values{"url": reg.URL, "login": "alice", "password": "wrong"})
 	if _, _, err := check(ctx(t), bad, image(t, reg.Host+"/team/app:1.0.0")); !errors.Is(err, registries.ErrUnauthorized) {
 		t.Errorf("wrong password: %v", err)
+	}
+}
+
+// TestRealmOnAMetadataAddressIsRefused: the realm aliasing above lets a LAN
+// registry name a token server on another private address; it must not let
+// one name the cloud metadata service. AWS's answers there hold a "Token"
+// (the instance role's session token), which go-containerregistry would
+// read as the registry's bearer token and send to the registry. The
+// registry is a real token-auth one behind a Front whose challenge names
+// 169.254.169.254; the instance's proxy maps that address to a local
+// server speaking IMDS's answer, so that a request there would be seen.
+func TestRealmOnAMetadataAddressIsRefused(t *testing.T) {
+	integration(t)
+	reg := regtest.Start(t, regtest.Options{Users: map[string]string{"alice": "pw"}, Token: true})
+	reg.Push(t, "team/app:1.0.0", regtest.Image(t, "imds"))
+	var asked atomic.Int64
+	imds := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"Code":"Success","Type":"AWS-HMAC","AccessKeyId":"ASIAEXAMPLE","SecretAccessKey":"imds-secret","Token":"IMDS-SESSION-TOKEN"}`)
+	}))
+	t.Cleanup(imds.Close)
+	proxy := regtest.StartProxy(t)
+	proxy.Hosts["169.254.169.254:80"] = strings.TrimPrefix(imds.URL, "http://")
+	front := reg.Front(t, regtest.FrontOptions{Realm: "http://169.254.169.254/latest/meta-data/iam/security-credentials/tagwatch"})
+
+	in := openInstance(t, "custom", "lan", registries.Values{"url": front.URL, "login": "alice", "password": "pw", "proxy": proxy.URL})
+	tags, err := in.Tags(ctx(t), image(t, front.Host+"/team/app:1.0.0"))
+	t.Logf("tags %v, err %v", tags, err)
+	if n := asked.Load(); n > 0 {
+		t.Errorf("the metadata service was asked %d times for the registry's token", n)
+	}
+	for _, q := range front.Log() {
+		if q.User == "(opaque bearer token)" {
+			t.Errorf("the registry got the metadata service's answer as a bearer token: %+v", q)
+		}
+	}
+	if err == nil {
+		t.Fatal("a challenge naming the metadata service gave tags")
+	}
+	p := registries.Explain(err)
+	if p.Class != registries.ClassBlocked || !strings.Contains(p.Reason, front.Host) || strings.Contains(p.Reason, "169.254") {
+		t.Errorf("explained as %s: %q; want it blocked, naming %s and not the address its challenge chose", p.Class, p.Reason, front.Host)
 	}
 }

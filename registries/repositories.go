@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"strconv"
 	"strings"
 	"unicode"
 )
@@ -24,7 +25,7 @@ var concurrencyVariable = Variable{
 	Name: "concurrency",
 	Description: "Requests in flight on this registry at most. auto follows the registry: more while its answers come as fast, " +
 		"fewer at once on 429, 503, timeouts or connection errors, up to a ceiling of the kind's (the README's registry reference lists them); a number pins it",
-	Supported: "auto, 1 to 128",
+	Supported: "auto, 1 to " + strconv.Itoa(MaxConcurrency),
 	Default:   "auto",
 }
 

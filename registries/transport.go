@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -227,15 +228,15 @@ type instrumented struct {
 	// maxWait caps how long one Retry-After is honoured; a registry asking
 	// for more gets its 429 passed on as an error for this image.
 	maxWait time.Duration
-	// lim is the instance's limiter (nil: none), which holds the requests
-	// waiting their turn through a pause too.
+	// lim is the instance's limiter. It holds the pause a 429 asks for,
+	// which every request waits out: here, before it is counted, and in
+	// Acquire when it waited its turn there while the 429 came in.
 	lim *Limiter
 
 	realms realmAliases
 
-	mu         sync.Mutex
-	pauseUntil time.Time // after a 429, every request to the instance waits
-	throttled  int       // 429 answers in a row, for the error when a wait is cut short
+	mu        sync.Mutex
+	throttled int // 429 answers in a row, for the error when a wait is cut short
 }
 
 // maxRetries bounds the retries of one request after 429s.
@@ -300,7 +301,9 @@ func (t *instrumented) RoundTrip(r *http.Request) (*http.Response, error) {
 		}
 		t.stats.throttled.Add(1)
 		res.Body.Close()
-		t.pause(wait)
+		// A registry that answered 429 is asking the client, not the
+		// request, to slow down: every request of the instance waits.
+		t.lim.Pause(wait)
 		if r.GetBody != nil {
 			body, err := r.GetBody()
 			if err != nil {
@@ -352,19 +355,6 @@ type ProxyError struct {
 func (e *ProxyError) Error() string { return "via proxy " + e.Proxy + ": " + e.Err.Error() }
 func (e *ProxyError) Unwrap() error { return e.Err }
 
-// pause holds every request of the instance until wait has passed: a
-// registry that answered 429 is asking the client, not the request, to slow down.
-func (t *instrumented) pause(wait time.Duration) {
-	t.mu.Lock()
-	if until := time.Now().Add(wait); until.After(t.pauseUntil) {
-		t.pauseUntil = until
-	}
-	t.mu.Unlock()
-	if t.lim != nil {
-		t.lim.Pause(wait)
-	}
-}
-
 func (t *instrumented) countThrottled(is429 bool) {
 	t.mu.Lock()
 	if is429 {
@@ -376,23 +366,13 @@ func (t *instrumented) countThrottled(is429 bool) {
 }
 
 func (t *instrumented) waitPause(r *http.Request) error {
-	t.mu.Lock()
-	d := time.Until(t.pauseUntil)
-	t.mu.Unlock()
-	if d <= 0 {
-		return nil
-	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return nil
-	case <-r.Context().Done():
+	if err := t.lim.waitPause(r.Context()); err != nil {
 		if te := t.throttledError(r); te != nil {
 			return te
 		}
-		return context.Cause(r.Context())
+		return err
 	}
+	return nil
 }
 
 // throttledError says why a request whose context ended was held up when
@@ -535,8 +515,9 @@ func (c *pingCache) put(r *http.Request, res *http.Response) (*http.Response, er
 // steering tokens requests into the local network. A registry that is
 // itself private is already in that network, so its realm is renamed to an
 // alias hostname go-containerregistry accepts, and requests to the alias go
-// to the real address. A public registry's private realm is left alone and
-// still refused.
+// to the real address. A public registry's private realm, and any
+// registry's link-local or cloud metadata realm (BlockedIP), are left alone
+// and still refused.
 type realmAliases struct {
 	mu      sync.Mutex
 	byAlias map[string]string
@@ -567,7 +548,14 @@ func (a *realmAliases) rewrite(registryHost string, h http.Header) {
 		challenges[i] = bearerRealm.ReplaceAllStringFunc(c, func(m string) string {
 			parts := bearerRealm.FindStringSubmatch(m)
 			u, err := url.Parse(parts[2])
-			if err != nil || u.Host == registryHost || net.ParseIP(u.Hostname()) == nil || !privateHost(u.Host) {
+			if err != nil || u.Host == registryHost || !privateHost(u.Host) {
+				return m
+			}
+			// A link-local or metadata address stays refused: AWS's
+			// metadata service answers with a "Token" (the instance
+			// role's) that go-containerregistry would take for the
+			// registry's and send to it.
+			if ip, err := netip.ParseAddr(u.Hostname()); err != nil || BlockedIP(ip) {
 				return m
 			}
 			u.Host = a.alias(u.Host)
@@ -597,9 +585,7 @@ func (a *realmAliases) alias(real string) string {
 // privateHost reports whether host (with or without a port) is localhost or
 // a loopback, private or link-local IP address.
 func privateHost(host string) bool {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
+	host = hostname(host) // an IPv6 address without a port keeps its brackets
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}

@@ -557,9 +557,9 @@ func (r *Registry) Tag(t testing.TB, repo string, digest v1.Hash, tags ...string
 	}
 }
 
-// parallel runs do for every tag, several at a time, and returns the first
-// error.
-func parallel(tags []string, do func(tag string) error) error {
+// parallel runs do for every item (tags, or FillStorage's repositories),
+// several at a time, and returns the first error, naming its item.
+func parallel(items []string, do func(item string) error) error {
 	work := make(chan string)
 	var (
 		wg    sync.WaitGroup
@@ -570,19 +570,19 @@ func parallel(tags []string, do func(tag string) error) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for tag := range work {
-				if err := do(tag); err != nil {
+			for item := range work {
+				if err := do(item); err != nil {
 					mu.Lock()
 					if first == nil {
-						first = fmt.Errorf("tag %s: %w", tag, err)
+						first = fmt.Errorf("%s: %w", item, err)
 					}
 					mu.Unlock()
 				}
 			}
 		}()
 	}
-	for _, tag := range tags {
-		work <- tag
+	for _, item := range items {
+		work <- item
 	}
 	close(work)
 	wg.Wait()
