@@ -315,22 +315,9 @@ func (c *Config) readScalars(path, field string, n *yaml.Node, vals map[string]s
 }
 
 // CheckName keeps registry, watcher and notifier names to what fits a URL
-// path and an environment variable: 1 to 63 of a-z, 0-9, - and _. The UI
-// applies the same rule.
-func CheckName(name string) error {
-	if name == "" {
-		return errors.New("is required")
-	}
-	if len(name) > 63 {
-		return errors.New("must be at most 63 characters")
-	}
-	for _, r := range name {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return errors.New("may hold only a-z, 0-9, - and _")
-		}
-	}
-	return nil
-}
+// path and an environment variable (registries.CheckName, the one rule).
+// The UI applies the same rule.
+func CheckName(name string) error { return registries.CheckName(name) }
 
 func checkName(name string) error {
 	if err := CheckName(name); err != nil {

@@ -1,6 +1,7 @@
 package registries
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -18,15 +19,29 @@ func ParseID(id string) (kind, name string, err error) {
 			return "", "", fmt.Errorf("%q is not a registry instance: its kind %q may hold only a-z and 0-9", id, kind)
 		}
 	}
+	if err := CheckName(name); err != nil {
+		return "", "", fmt.Errorf("%q is not a registry instance: its name %q %w", id, name, err)
+	}
+	return kind, name, nil
+}
+
+// CheckName keeps instance names (of registries, and of watchers and
+// notifiers, which config holds to the same rule) to what fits a URL path
+// and an environment variable: 1 to 63 of a-z, 0-9, - and _. It lives here
+// because ParseID needs it and registries imports no config.
+func CheckName(name string) error {
+	if name == "" {
+		return errors.New("is required")
+	}
 	if len(name) > 63 {
-		return "", "", fmt.Errorf("%q is not a registry instance: its name is longer than 63 characters", id)
+		return errors.New("must be at most 63 characters")
 	}
 	for _, r := range name {
 		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return "", "", fmt.Errorf("%q is not a registry instance: its name %q may hold only a-z, 0-9, - and _", id, name)
+			return errors.New("may hold only a-z, 0-9, - and _")
 		}
 	}
-	return kind, name, nil
+	return nil
 }
 
 // NamedError is an image that names the instance to read it with (hub.work)
