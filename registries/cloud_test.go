@@ -90,6 +90,10 @@ func wantTags(t *testing.T, got []string, want ...string) {
 
 func wantErrContains(t *testing.T, err error, parts ...string) {
 	t.Helper()
+	if err == nil {
+		t.Errorf("no error; want one mentioning %q", parts)
+		return
+	}
 	for _, p := range parts {
 		if !strings.Contains(err.Error(), p) {
 			t.Errorf("error %q does not mention %q", err, p)
