@@ -230,9 +230,15 @@ func TestCredentialCallsAreBounded(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.kind, func(t *testing.T) {
 			in := limited(t, tt.cat, tt.kind, tt.vals, registries.Limits{Request: 2 * time.Second})
+			asked := slow.Requests("other")
 			start := time.Now()
 			_, err := in.Tags(ctx(t), image(t, reg.Host+"/team/app:1.0.0"))
 			t.Logf("after %v: %v", time.Since(start).Round(time.Millisecond), err)
+			// Once: a retry would meet the same deadline and only
+			// multiply the wait (aws-sdk-go-v2 retried it twice).
+			if n := slow.Requests("other") - asked; n != 1 {
+				t.Errorf("the credential service was asked %d times; want once", n)
+			}
 			// The SDK's call is the one that timed out (its server is not
 			// named: Explain does not quote a credential service's host).
 			wantErrContains(t, err, "Timed out after 2s waiting for the cloud credential service ("+tt.kind+".hostile).",

@@ -3,6 +3,7 @@ package registries
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/google/go-containerregistry/pkg/authn"
 )
@@ -81,6 +83,12 @@ func (e ECR) Keychain(v Values, rt http.RoundTripper) (authn.Keychain, error) {
 	if e.Endpoint != "" {
 		opts.BaseEndpoint = aws.String(e.Endpoint)
 	}
+	// The SDK retries a timed-out call; past tagwatch's own request
+	// deadline or size cap that only multiplies the wait (three attempts
+	// made a 2 s limit last over 5 s). Other errors keep the SDK's retries.
+	opts.Retryer = retry.NewStandard(func(o *retry.StandardOptions) {
+		o.Retryables = append([]retry.IsErrorRetryable{retry.IsErrorRetryableFunc(pastLimits)}, o.Retryables...)
+	})
 	// The instance's transport bounds every API call in time and size,
 	// like a registry request.
 	opts.HTTPClient = &http.Client{Transport: newCredentialCalls(rt)}
@@ -88,6 +96,17 @@ func (e ECR) Keychain(v Values, rt http.RoundTripper) (authn.Keychain, error) {
 		opts.HTTPClient = e.HTTPClient
 	}
 	return staticKeychain{&ecrAuth{api: ecr.New(opts)}}, nil
+}
+
+// pastLimits says not to retry a call that hit tagwatch's request deadline
+// or body cap: the next attempt would meet the same limit.
+func pastLimits(err error) aws.Ternary {
+	var timeout *RequestTimeoutError
+	var body *BodyLimitError
+	if errors.As(err, &timeout) || errors.As(err, &body) {
+		return aws.FalseTernary
+	}
+	return aws.UnknownTernary
 }
 
 // ecrAuth turns AWS keys into registry credentials with GetAuthorizationToken
