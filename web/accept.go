@@ -107,7 +107,7 @@ func (s *Server) apiAcceptImages(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if len(missing) > 0 {
-			writeError(w, http.StatusNotFound, "no image is watched under the keys "+joinList(missing), nil)
+			writeError(w, http.StatusNotFound, "no image is watched under the keys "+andList(missing), nil)
 			return
 		}
 	}
@@ -145,21 +145,6 @@ func (s *Server) acceptForm(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	http.Redirect(w, r, "/?accepted="+strconv.Itoa(n), http.StatusSeeOther)
-}
-
-// joinList is "a", "a and b", "a, b and c".
-func joinList(items []string) string {
-	switch len(items) {
-	case 0:
-		return ""
-	case 1:
-		return items[0]
-	}
-	out := items[0]
-	for _, s := range items[1 : len(items)-1] {
-		out += ", " + s
-	}
-	return out + " and " + items[len(items)-1]
 }
 
 // acceptedFlash is what the dashboard says after Mark as current; n is how

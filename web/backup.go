@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/tagwatch/tagwatch/registries"
 )
 
 // DataFileHeader names, in a backup download, the absolute path of the
@@ -73,21 +75,7 @@ func (s *Server) backupPage(w http.ResponseWriter, r *http.Request) {
 		p.DataFile = abs
 	}
 	if size, err := s.Store.Size(); err == nil {
-		p.Size = humanBytes(size)
+		p.Size = registries.Bytes(size)
 	}
 	s.render(w, http.StatusOK, "backup", p)
-}
-
-// humanBytes is a size for people: 512 B, 3.4 KiB, 12.0 MiB.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return strconv.FormatInt(n, 10) + " B"
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return strconv.FormatFloat(float64(n)/float64(div), 'f', 1, 64) + " " + string("KMGTPE"[exp]) + "iB"
 }

@@ -4,7 +4,9 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -47,22 +49,12 @@ func (f *formTests) fingerprint(inst *registries.Instance) string {
 	m := hmac.New(sha256.New, f.key)
 	field := func(s string) {
 		// Length-prefixed, so that no two different settings write the same bytes.
-		var n [8]byte
-		for i, l := 0, len(s); i < 8; i, l = i+1, l>>8 {
-			n[i] = byte(l)
-		}
-		m.Write(n[:])
+		m.Write(binary.LittleEndian.AppendUint64(nil, uint64(len(s))))
 		m.Write([]byte(s))
 	}
 	field(inst.Kind)
 	field(inst.Name)
-	for _, k := range slices.Sorted(func(yield func(string) bool) {
-		for k := range inst.Values {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, k := range slices.Sorted(maps.Keys(inst.Values)) {
 		field(k)
 		field(inst.Values[k])
 	}

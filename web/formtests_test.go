@@ -51,10 +51,12 @@ func TestFormTestKeptOnSave(t *testing.T) {
 		t.Errorf("GET: test = %+v", g.Test)
 	}
 
-	// A failing test is kept the same way, with its reason.
+	// A failing test is kept the same way, with its reason and the facts
+	// behind it.
 	failed := test("mine", wrongPassword)
 	r = save("PUT", "/api/v1/registries/custom/mine", "mine", wrongPassword)
-	if r.Test == nil || r.Test.OK || r.Test.Error != failed.Error || !r.Test.TestedAt.Equal(failed.TestedAt) {
+	if r.Test == nil || r.Test.OK || r.Test.Error != failed.Error || failed.ErrorDetail == "" || r.Test.ErrorDetail != failed.ErrorDetail ||
+		!r.Test.TestedAt.Equal(failed.TestedAt) {
 		t.Errorf("saved after a failing test: test = %+v, want %+v", r.Test, failed)
 	}
 

@@ -40,6 +40,8 @@ func TestHostCheck(t *testing.T) {
 		want(t, res, body, http.StatusOK)
 		res, body = f.do("POST", "/api/v1/registries/test", testBody, "Host", host, "Origin", "http://"+host, "Sec-Fetch-Site", "same-origin")
 		want(t, res, body, http.StatusOK)
+		res, body = f.do("GET", "/api/v1/backup", nil, "Host", host)
+		want(t, res, body, http.StatusOK)
 	}
 
 	bad := []string{"evil.example:" + port, "evil.example", "tagwatch.example.com.evil.example", "evil.localhost.example",
@@ -65,6 +67,9 @@ func TestHostCheck(t *testing.T) {
 		res, body = f.do("POST", "/api/v1/registries/test", testBody, "Host", host, "Origin", "http://"+host, "Sec-Fetch-Site", "same-origin")
 		want(t, res, body, http.StatusForbidden)
 		res, body = f.do("POST", "/api/v1/registries", map[string]any{"kind": "custom", "name": "evil", "values": map[string]string{"url": "http://evil.example"}}, "Host", host)
+		want(t, res, body, http.StatusForbidden)
+		// The data file, saved secrets and all (encrypted), least of all.
+		res, body = f.do("GET", "/api/v1/backup", nil, "Host", host)
 		want(t, res, body, http.StatusForbidden)
 		// The health check answers whatever the name: it says nothing else.
 		res, body = f.do("GET", "/api/v1/healthz", nil, "Host", host)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tagwatch/tagwatch/config"
+	"github.com/tagwatch/tagwatch/registries"
 	"github.com/tagwatch/tagwatch/store"
 )
 
@@ -106,7 +107,7 @@ func TestBackupAPI(t *testing.T) {
 	res, body = f.do("GET", "/settings/backup", nil)
 	want(t, res, body, http.StatusOK)
 	for _, s := range []string{`href="/api/v1/backup"`, "tagwatch store backup FILE", "To restore", `aria-current="page">Backup`,
-		"<dt>Secret key</dt><dd>" + store.KeyFile(f.st.Path()) + ": not in the backup"} {
+		"<dt>Secret key</dt><dd>" + store.KeyFile(f.st.Path()) + ": not in the backup", "· about " + registries.Bytes(size)} {
 		if !strings.Contains(body, s) {
 			t.Errorf("the Backup page lacks %q", s)
 		}

@@ -221,10 +221,7 @@ func (s *Server) defaultTitles() string {
 	for _, c := range registries.Defaults(cat) {
 		titles = append(titles, cat[c.Kind].Spec().Title)
 	}
-	if len(titles) < 2 {
-		return strings.Join(titles, "")
-	}
-	return strings.Join(titles[:len(titles)-1], ", ") + " and " + titles[len(titles)-1]
+	return andList(titles)
 }
 
 func (s *Server) registriesPage(w http.ResponseWriter, r *http.Request) {

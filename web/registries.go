@@ -501,7 +501,7 @@ func (s *Server) saveRegistry(in registryInput, creating bool) (registryView, er
 	s.Log.Info("registry saved", "registry", inst.ID(), "anonymous", inst.Anonymous())
 	if tv, ok := s.formTests.find(inst, time.Now()); ok {
 		// Tested in the form with these very settings: the tile shows it.
-		t := store.RegistryTest{Kind: rec.Kind, Name: rec.Name, TestedAt: tv.TestedAt, Error: tv.Error, Settings: rec.UpdatedAt}
+		t := store.RegistryTest{Kind: rec.Kind, Name: rec.Name, TestedAt: tv.TestedAt, Error: tv.Error, Detail: tv.ErrorDetail, Settings: rec.UpdatedAt}
 		if err := s.Store.PutRegistryTest(t); err != nil {
 			s.Log.Error("keeping the form's test of a saved registry", "registry", inst.ID(), "err", err)
 		}

@@ -268,6 +268,10 @@ var commandChecks = map[string]func(t *testing.T, env []string, value string){
 		if _, err := os.Stat(value); err != nil {
 			t.Errorf("serve with %q did not keep its state in %s: %v", env, value, err)
 		}
+		// The store commands read the data file from the same variable.
+		if out, errOut, code := tagwatch(t, env, "store", "check"); code != 0 || !strings.Contains(out, "store "+value+":") {
+			t.Errorf("store check with %q: exit %d\nstdout: %s\nstderr: %s", env, code, out, errOut)
+		}
 		_ = os.Remove(value)
 	},
 	"TAGWATCH_LOG_FORMAT": func(t *testing.T, env []string, _ string) {

@@ -26,9 +26,10 @@ type storeFlags struct {
 }
 
 func addStoreFlags(fs *flag.FlagSet, environ []string) storeFlags {
+	env := config.ReadEnv(environ) // TAGWATCH_DATA_FILE and TAGWATCH_CONFIG_FILE too, as for serve
 	return storeFlags{
-		data:    fs.String("data", envOr(environ, "TAGWATCH_DATA", "tagwatch.db"), "the bbolt `file` tagwatch keeps its state in; env TAGWATCH_DATA"),
-		config:  fs.String("config", envOr(environ, "TAGWATCH_CONFIG", ""), "configuration `file` (YAML), read for web.listen and web.auth.token when tagwatch serve holds the data file; env TAGWATCH_CONFIG"),
+		data:    fs.String("data", env.Get("DATA", "tagwatch.db"), "the bbolt `file` tagwatch keeps its state in; env TAGWATCH_DATA"),
+		config:  fs.String("config", env.Get("CONFIG", ""), "configuration `file` (YAML), read for web.listen and web.auth.token when tagwatch serve holds the data file; env TAGWATCH_CONFIG"),
 		url:     fs.String("url", "", "`URL` of the tagwatch serve that holds the data file (default http://<web.listen>, 0.0.0.0 read as 127.0.0.1)"),
 		timeout: fs.Duration("timeout", 10*time.Minute, "give up after this `duration`"),
 	}
