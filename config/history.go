@@ -86,6 +86,8 @@ func (c *Config) validateSections() []error {
 		}
 		d, err := ParseDuration(v)
 		switch {
+		case err != nil && f.zero != "":
+			bad(f.field, err.Error()+"; "+f.zero)
 		case err != nil:
 			bad(f.field, err.Error())
 		case d == 0 && f.zero == "":
@@ -101,7 +103,7 @@ func (c *Config) validateSections() []error {
 // number of days ("365d", "1d12h").
 func ParseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
-	bad := fmt.Errorf("%q is not a duration (365d, 36h, 1d12h, 90m; 0 for none)", s)
+	bad := fmt.Errorf("%q is not a duration (365d, 36h, 1d12h, 90m)", s)
 	if s == "0" {
 		return 0, nil
 	}

@@ -50,7 +50,9 @@ func TestHistoryAndNotifyErrors(t *testing.T) {
 	}{
 		{"negative keep", "history:\n  keep: -1\n", nil, `:2: history.keep: "-1" is not a number of entries`},
 		{"keep not a number", "history:\n  maxage: 30d\n  keep: lots\n", nil, `:3: history.keep: "lots" is not a number`},
-		{"bad age", "history: {maxage: 1 year}\n", nil, `:1: history.maxage: "1 year" is not a duration`},
+		{"bad age", "history: {maxage: 1 year}\n", nil, `:1: history.maxage: "1 year" is not a duration (365d, 36h, 1d12h, 90m); 0: no limit`},
+		// 0 is refused here: the message must not offer it (it once said "90m; 0 for none").
+		{"bad retry", "notify:\n  retryfor: a day\n", nil, `:2: notify.retryfor: "a day" is not a duration (365d, 36h, 1d12h, 90m)`},
 		{"zero retry", "\nnotify:\n  retryfor: 0\n", nil, ":3: notify.retryfor: must be more than 0"},
 		{"unknown key", "history:\n  kep: 10\n", nil, ":2: history.kep: is not a setting here (known: keep, maxage)"},
 		{"from the environment", "", []string{"TAGWATCH_HISTORY_MAXAGE=soon"},
