@@ -51,6 +51,13 @@ func TestHelpForEveryCommand(t *testing.T) {
 						t.Errorf("the help does not name -%s:\n%s", f[1], out)
 					}
 				}
+				// And the other way: the top-level usage shows every flag
+				// the command takes.
+				for _, f := range regexp.MustCompile(`(?m)^\s+-([a-z-]+)`).FindAllStringSubmatch(out, -1) {
+					if f[1] != "h" && f[1] != "help" && !strings.Contains(rest, "--"+f[1]) {
+						t.Errorf("tagwatch --help does not show --%s in %q", f[1], rest)
+					}
+				}
 			})
 		}
 	}

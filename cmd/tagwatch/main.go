@@ -29,17 +29,17 @@ const usage = `tagwatch watches the container images you run and tells you when 
 registries have a newer version or a new digest.
 
 Usage:
-  tagwatch serve [--config FILE] [--data FILE] [--listen ADDR]
+  tagwatch serve [--config FILE] [--data FILE] [--listen ADDR] [--log-format text|json] [--log-level LEVEL]
   tagwatch check [--config FILE] [--json] [--platform OS/ARCH] [--timeout DURATION] [--state FILE [--accept]] [IMAGE...]
   tagwatch config validate [--config FILE]
   tagwatch config example
   tagwatch config hash-password [--cost N]
   tagwatch config token
-  tagwatch store backup [--data FILE] FILE
-  tagwatch store check [--data FILE]
+  tagwatch store backup [--data FILE] [--config FILE] [--url URL] [--timeout DURATION] FILE
+  tagwatch store check [--data FILE] [--config FILE] [--url URL] [--timeout DURATION]
   tagwatch store rotate-key [--data FILE] [--new-key-file FILE]
   tagwatch version
-  tagwatch healthcheck [--url URL]
+  tagwatch healthcheck [--url URL] [--timeout DURATION]
 
 Every setting can also come from the environment: TAGWATCH_CONFIG,
 TAGWATCH_DATA, TAGWATCH_SECRET_KEY, TAGWATCH_REGISTRY_<KIND>_<NAME>_<VARIABLE>,
